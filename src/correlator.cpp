@@ -1,0 +1,329 @@
+// Segments, presences and bindings: the resolution of one boot's matches into findings.
+#include "correlator.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include "device_names.hpp"
+
+namespace diskfault {
+namespace {
+
+std::string_view capture(const Match& m, Field f) { return m.captures[static_cast<std::size_t>(f)]; }
+
+std::string link_of(std::string_view port) { return std::string(port.substr(0, port.find('.'))); }
+
+bool looks_like_hctl(std::string_view id) { return !id.empty() && id[0] >= '0' && id[0] <= '9'; }
+
+template <typename T>
+void keep_newest(std::optional<T>& mine, const std::optional<T>& theirs) {
+  if (theirs && (!mine || mine->at.older_than(theirs->at))) mine = theirs;
+}
+
+}  // namespace
+
+void BootCorrelator::Facts::state(Field field, std::string_view value, const Position& at,
+                                  bool inquiry) {
+  if (value.empty()) return;
+  Stated stated{std::string(value), at};
+  auto newest_into = [&](std::map<std::string, Stated>& all) {
+    auto [it, fresh] = all.emplace(stated.value, stated);
+    if (!fresh && it->second.at.older_than(at)) it->second = stated;
+  };
+  switch (field) {
+    case Field::kSerial:
+      newest_into(serials);
+      break;
+    case Field::kWwn:
+      newest_into(wwns);
+      break;
+    case Field::kVendor:
+      keep_newest(vendor, std::optional<Stated>(stated));
+      break;
+    case Field::kPci:
+      keep_newest(pci, std::optional<Stated>(stated));
+      break;
+    case Field::kSlot:
+      keep_newest(slot, std::optional<Stated>(stated));
+      break;
+    case Field::kModel: {
+      int rank = inquiry ? 1 : 2;
+      if (rank > model_rank) {
+        model = stated;
+        model_rank = rank;
+      } else if (rank == model_rank) {
+        keep_newest(model, std::optional<Stated>(stated));
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void BootCorrelator::Facts::merge(const Facts& other) {
+  for (auto& [value, stated] : other.serials) state(Field::kSerial, value, stated.at, false);
+  for (auto& [value, stated] : other.wwns) state(Field::kWwn, value, stated.at, false);
+  keep_newest(vendor, other.vendor);
+  keep_newest(pci, other.pci);
+  keep_newest(slot, other.slot);
+  if (other.model) state(Field::kModel, other.model->value, other.model->at, other.model_rank == 1);
+}
+
+void BootCorrelator::Fragment::merge(const Fragment& other) {
+  errors.merge(other.errors);
+  facts.merge(other.facts);
+  names.insert(other.names.begin(), other.names.end());
+  partitions.insert(other.partitions.begin(), other.partitions.end());
+}
+
+void BootCorrelator::add(const Match& m) {
+  std::string_view device = capture(m, Field::kDevice);
+  std::string_view hctl = capture(m, Field::kHctl);
+  std::string_view port = capture(m, Field::kPort);
+  std::string_view controller = capture(m, Field::kController);
+  Position at{source_, m.from_end, 0, std::string(m.time)};
+
+  if (m.type == EventType::kEpisodeEnd) {
+    episodes_[link_of(port)].clear();
+    return;
+  }
+  if (m.type == EventType::kEpisodeStart) {
+    // The sd lines logged while libata handled this port's error name the port's address,
+    // provided they name exactly one.
+    auto it = episodes_.find(link_of(port));
+    if (it != episodes_.end()) {
+      if (it->second.size() == 1 && port.find('.') != std::string_view::npos) {
+        port_locations_[std::string(port)].insert(*it->second.begin());
+      }
+      episodes_.erase(it);
+    }
+    return;
+  }
+  if (m.type == EventType::kDetach) ++segment_;  // the detach line is the old drive's last word
+
+  std::string disk, partition;
+  if (!device.empty()) {
+    switch (classify_device(device)) {
+      case DeviceClass::kDisk:
+        disk = disk_of(device);
+        if (disk != device) partition = device;
+        break;
+      case DeviceClass::kStacked:
+      case DeviceClass::kUnknown:
+        if (m.type == EventType::kError) {
+          auto& u = unresolved_[std::string(device)];
+          u.device = device;
+          u.reason = classify_device(device) == DeviceClass::kStacked
+                         ? "a stacked device (device-mapper or md): the log does not say which "
+                           "drive beneath it failed"
+                         : "not a disk name diskfault knows";
+          u.errors.add(m.rule->kind, at, m.text);
+        }
+        return;
+      case DeviceClass::kIgnored:
+        if (hctl.empty() && port.empty() && controller.empty()) return;
+        break;
+    }
+  }
+
+  if (!disk.empty() && !hctl.empty()) bindings_.emplace(segment_, disk, std::string(hctl));
+  if (std::string nvme = nvme_controller_of(disk); !nvme.empty()) {
+    bindings_.emplace(segment_, disk, nvme);
+  }
+  if (!port.empty() && !hctl.empty()) port_locations_[std::string(port)].insert(std::string(hctl));
+  if (!hctl.empty()) {
+    for (auto& [link, addresses] : episodes_) addresses.insert(std::string(hctl));
+  }
+
+  Key key;
+  if (!hctl.empty()) {
+    key = {KeyKind::kLocation, std::string(hctl)};
+  } else if (!controller.empty()) {
+    key = {KeyKind::kLocation, std::string(controller)};
+  } else if (!port.empty()) {
+    key = {KeyKind::kPort, std::string(port)};
+  } else if (!disk.empty()) {
+    key = {KeyKind::kName, disk};
+  } else {
+    return;
+  }
+  Fragment& fragment = fragments_[{key, segment_}];
+  if (!disk.empty()) fragment.names.insert(disk);
+  if (!partition.empty()) fragment.partitions.insert(partition);
+  const bool inquiry = !capture(m, Field::kVendor).empty();
+  for (Field f : {Field::kSerial, Field::kVendor, Field::kModel, Field::kWwn, Field::kPci,
+                  Field::kSlot}) {
+    fragment.facts.state(f, capture(m, f), at, inquiry);
+  }
+  if (m.type == EventType::kError) fragment.errors.add(m.rule->kind, at, m.text);
+
+  if (m.type == EventType::kAppear || m.type == EventType::kAttach ||
+      m.type == EventType::kDetach) {
+    boundaries_.push_back({segment_, key, m.type});
+  }
+  if (m.type == EventType::kAppear || m.type == EventType::kAttach) ++segment_;
+}
+
+BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
+                                              const std::string& boot_key) {
+  // A libata port stands for the address it is tied to, when the boot ties it to exactly one.
+  std::map<std::string, std::string> port_place;
+  for (auto& [port, addresses] : port_locations_) {
+    if (addresses.size() == 1) port_place[port] = *addresses.begin();
+  }
+  auto place_of = [&](const Key& key) -> Key {
+    if (key.first == KeyKind::kPort) {
+      if (auto it = port_place.find(key.second); it != port_place.end()) {
+        return {KeyKind::kLocation, it->second};
+      }
+    }
+    return key;
+  };
+
+  struct Presence {
+    Key place;
+    std::uint32_t hi = 0, lo = 0;  // segments covered: lo (newest) .. hi (oldest)
+    Fragment content;
+    std::set<std::string> devices, ports;
+  };
+  std::vector<Presence> presences;
+  std::map<Key, std::vector<std::size_t>> by_place;
+
+  // Presences of each place, from its boundaries taken oldest first.
+  std::map<Key, std::vector<const Boundary*>> place_boundaries;
+  for (const Boundary& b : boundaries_) place_boundaries[place_of(b.key)].push_back(&b);
+  auto places = [&] {
+    std::set<Key> all;
+    for (auto& [k, v] : place_boundaries) all.insert(k);
+    for (auto& [ks, f] : fragments_) {
+      if (ks.first.first != KeyKind::kName) all.insert(place_of(ks.first));
+    }
+    for (auto& [segment, disk, location] : bindings_) all.insert({KeyKind::kLocation, location});
+    return all;
+  }();
+  const std::uint32_t oldest = std::numeric_limits<std::uint32_t>::max();
+  for (const Key& place : places) {
+    auto& list = place_boundaries[place];
+    std::sort(list.begin(), list.end(),
+              [](const Boundary* a, const Boundary* b) { return a->segment > b->segment; });
+    std::uint32_t hi = oldest;
+    bool detached = false;
+    auto close_before = [&](std::uint32_t segment) {
+      if (segment + 1 <= hi) {
+        by_place[place].push_back(presences.size());
+        presences.push_back(Presence{place, hi, segment + 1, {}, {}, {}});
+      }
+      hi = segment;
+      detached = false;
+    };
+    for (const Boundary* b : list) {
+      if (b->type == EventType::kAppear || (b->type == EventType::kAttach && detached)) {
+        close_before(b->segment);
+      } else if (b->type == EventType::kDetach) {
+        detached = true;
+      }
+    }
+    by_place[place].push_back(presences.size());
+    presences.push_back(Presence{place, hi, 0, {}, {}, {}});
+  }
+  auto find = [&](const Key& place, std::uint32_t segment) -> Presence* {
+    auto it = by_place.find(place);
+    if (it == by_place.end()) return nullptr;
+    for (std::size_t i : it->second) {
+      if (presences[i].lo <= segment && segment <= presences[i].hi) return &presences[i];
+    }
+    return nullptr;
+  };
+
+  for (auto& [port, location] : port_place) {
+    for (std::size_t i : by_place[{KeyKind::kLocation, location}]) presences[i].ports.insert(port);
+  }
+  for (auto& [segment, disk, location] : bindings_) {
+    if (Presence* p = find({KeyKind::kLocation, location}, segment)) p->devices.insert(disk);
+  }
+
+  std::map<std::string, Presence> name_only;
+  for (auto& [key_segment, fragment] : fragments_) {
+    const auto& [key, segment] = key_segment;
+    Presence* target = nullptr;
+    if (key.first != KeyKind::kName) {
+      target = find(place_of(key), segment);
+      if (target && key.first == KeyKind::kPort) target->ports.insert(key.second);
+    } else {
+      std::set<Presence*> candidates;
+      for (auto& [b_segment, disk, location] : bindings_) {
+        if (disk != key.second) continue;
+        Presence* p = find({KeyKind::kLocation, location}, b_segment);
+        if (p && p->lo <= segment && segment <= p->hi) candidates.insert(p);
+      }
+      if (candidates.size() == 1) {
+        target = *candidates.begin();
+      } else {
+        Presence& alone = name_only[key.second];
+        alone.place = key;
+        alone.devices.insert(key.second);
+        target = &alone;
+      }
+    }
+    if (!target) continue;
+    target->content.merge(fragment);
+    target->devices.insert(fragment.names.begin(), fragment.names.end());
+  }
+
+  Result result;
+  auto emit = [&](Presence& p) {
+    if (p.content.errors.empty()) return;
+    Finding f;
+    const Facts& facts = p.content.facts;
+    if (facts.serials.size() == 1) {
+      f.serial = facts.serials.begin()->second;
+    } else if (facts.serials.size() > 1) {
+      std::string all;
+      for (auto& [value, stated] : facts.serials) all += (all.empty() ? "" : ", ") + value;
+      f.notes.push_back("the log states several serials for this drive (" + all +
+                        "); none is reported");
+    }
+    if (facts.wwns.size() == 1) f.wwn = facts.wwns.begin()->second;
+    f.vendor = facts.vendor;
+    f.model = facts.model;
+    f.pci = facts.pci;
+    f.slot = facts.slot;
+    const auto& [kind, id] = p.place;
+    if (kind == KeyKind::kLocation) {
+      if (looks_like_hctl(id)) {
+        f.hctl = id;
+      } else {
+        f.controller = id;
+      }
+    }
+    if (kind == KeyKind::kPort) f.port = id;
+    if (!f.port && !p.ports.empty()) f.port = *p.ports.begin();
+    f.devices.assign(p.devices.begin(), p.devices.end());
+    f.partitions.assign(p.content.partitions.begin(), p.content.partitions.end());
+    f.errors = std::move(p.content.errors);
+    f.source = source_;
+    f.boot_from_end = boot_from_end;
+    f.boot_key = boot_key;
+    result.drives.push_back(std::move(f));
+  };
+  for (Presence& p : presences) emit(p);
+  for (auto& [name, p] : name_only) emit(p);
+  for (auto& [name, u] : unresolved_) {
+    u.source = source_;
+    u.boot_from_end = boot_from_end;
+    u.boot_key = boot_key;
+    result.unresolved.push_back(std::move(u));
+  }
+
+  segment_ = 0;
+  fragments_.clear();
+  bindings_.clear();
+  port_locations_.clear();
+  episodes_.clear();
+  boundaries_.clear();
+  unresolved_.clear();
+  return result;
+}
+
+}  // namespace diskfault

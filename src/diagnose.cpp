@@ -1,0 +1,48 @@
+// Runs the pipeline over each source and builds the report.
+#include "diagnose.hpp"
+
+#include "driver.hpp"
+#include "matcher.hpp"
+#include "source.hpp"
+
+namespace diskfault {
+
+LogFormat detect_source_format(int fd, off_t size, const std::string& name) {
+  constexpr std::size_t kSampleLines = 200;
+  constexpr std::size_t kSampleBytes = 64 * 1024;
+  ReverseLineReader tail(fd, size, name, kSampleBytes);
+  std::vector<std::string> sample;
+  while (sample.size() < kSampleLines && tail.bytes_read() <= kSampleBytes) {
+    auto line = tail.next();
+    if (!line) break;
+    if (!line->text.empty()) sample.emplace_back(line->text);
+  }
+  return detect_format(sample);
+}
+
+Report diagnose(const std::vector<std::string>& paths, const RuleSet& rules,
+                const DiagnoseOptions& options) {
+  ReportBuilder builder;
+  for (const std::string& path : paths) {
+    Source source = open_source(path);
+    LogFormat format = source.live_kernel_log ? LogFormat::kKmsg
+                       : options.format       ? *options.format
+                                              : detect_source_format(source.fd.get(), source.size,
+                                                                     source.name);
+    std::size_t index = builder.add_source(source.name, std::string(format_name(format)));
+    ReverseLineReader reader(source.fd.get(), source.size, source.name, options.block_size);
+    TraceStats stats;
+    auto traced = trace_drives(match_lines(reader, format, rules), index, &stats);
+    while (Traced* item = traced.next()) {
+      std::visit([&](auto& value) { builder.add(std::move(value)); }, *item);
+    }
+    std::uint64_t lines = reader.line_count();
+    // A boundary on the file's first line leaves no older boot behind it.
+    std::uint32_t boots = stats.boundaries;
+    if (lines > 0 && stats.oldest_boundary_line != lines) ++boots;
+    builder.finish_source(index, lines, boots);
+  }
+  return std::move(builder).build();
+}
+
+}  // namespace diskfault

@@ -1,0 +1,29 @@
+// The library's front door: logs in, report out (source -> reader -> format -> rules -> correlation).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "line_format.hpp"
+#include "report.hpp"
+#include "reverse_line_reader.hpp"
+#include "rules.hpp"
+
+namespace diskfault {
+
+struct DiagnoseOptions {
+  std::optional<LogFormat> format;  // nullopt: detect per source
+  std::size_t block_size = ReverseLineReader::kDefaultBlockSize;
+};
+
+// Detects the format of an open source from its last lines (at most 64 KiB of them).
+LogFormat detect_source_format(int fd, off_t size, const std::string& name);
+
+// Reads each of `paths` ("-" is stdin, kKernelLogPath the running kernel's log) backwards once
+// and traces every disk error in it to a drive. Throws std::system_error naming the path when a
+// source cannot be opened or read; nothing is returned half-done.
+Report diagnose(const std::vector<std::string>& paths, const RuleSet& rules,
+                const DiagnoseOptions& options);
+
+}  // namespace diskfault

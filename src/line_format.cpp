@@ -1,0 +1,308 @@
+// Hand-written prefix parsers (they run on every line) and regex-scored format detection.
+#include "line_format.hpp"
+
+#include <re2/re2.h>
+
+#include <array>
+#include <charconv>
+#include <cstdlib>
+
+namespace diskfault {
+namespace {
+
+constexpr std::array<std::pair<LogFormat, std::string_view>, 6> kFormatNames{{
+    {LogFormat::kDmesg, "dmesg"},
+    {LogFormat::kDmesgCtime, "dmesg-T"},
+    {LogFormat::kSyslog, "syslog"},
+    {LogFormat::kJournalMonotonic, "journal-monotonic"},
+    {LogFormat::kRfc5424, "rfc5424"},
+    {LogFormat::kKmsg, "kmsg"},
+}};
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+  return s;
+}
+
+// Removes a leading "<N>" syslog priority.
+void skip_priority(std::string_view& s) {
+  if (s.size() < 3 || s[0] != '<') return;
+  std::size_t i = 1;
+  while (i < s.size() && i < 5 && is_digit(s[i])) ++i;
+  if (i > 1 && i < s.size() && s[i] == '>') s.remove_prefix(i + 1);
+}
+
+// "  1234.567890" -> 1234.56789, or negative if it is not a number of seconds.
+double parse_seconds(std::string_view s) {
+  s = trim(s);
+  if (s.empty() || !is_digit(s.front())) return -1;
+  double value = -1;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec != std::errc() || end != s.data() + s.size()) return -1;
+  return value;
+}
+
+// Strips a leading "[...] " and reports what was inside. Returns false if there is none.
+bool take_bracket(std::string_view& s, std::string_view& inside) {
+  if (s.empty() || s.front() != '[') return false;
+  std::size_t close = s.find(']');
+  if (close == std::string_view::npos) return false;
+  inside = s.substr(1, close - 1);
+  s.remove_prefix(close + 1);
+  if (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  return true;
+}
+
+std::string_view take_token(std::string_view& s) {
+  std::size_t space = s.find(' ');
+  std::string_view token = s.substr(0, space);
+  s.remove_prefix(space == std::string_view::npos ? s.size() : space + 1);
+  return token;
+}
+
+void strip_kernel_bracket(Record& r) {
+  std::string_view rest = r.message;
+  std::string_view inside;
+  if (take_bracket(rest, inside)) {
+    double seconds = parse_seconds(inside);
+    if (seconds >= 0) {
+      r.monotonic = seconds;
+      r.message = rest;
+    }
+  }
+}
+
+Record parse_dmesg(std::string_view line) {
+  Record r;
+  std::string_view rest = line;
+  skip_priority(rest);
+  std::string_view inside;
+  if (take_bracket(rest, inside)) {
+    r.monotonic = parse_seconds(inside);
+    r.time = trim(inside);
+    r.message = rest;
+  } else {
+    r.message = line;
+  }
+  return r;
+}
+
+// "host tag: message" after the timestamp; tag is "kernel" or "prog[pid]".
+void parse_host_tag_message(std::string_view rest, Record& r) {
+  take_token(rest);  // host
+  std::size_t colon = rest.find(": ");
+  std::size_t space = rest.find(' ');
+  if (colon == std::string_view::npos || (space != std::string_view::npos && space < colon)) {
+    if (rest.ends_with(':') && rest.find(' ') == std::string_view::npos) {
+      colon = rest.size() - 1;  // "kernel:" with an empty message
+    } else {
+      r.kernel = false;
+      r.message = rest;
+      return;
+    }
+  }
+  std::string_view tag = rest.substr(0, colon);
+  r.program = tag.substr(0, tag.find('['));
+  r.kernel = r.program == "kernel";
+  r.message = colon + 2 <= rest.size() ? rest.substr(colon + 2) : std::string_view{};
+  if (r.kernel) strip_kernel_bracket(r);
+}
+
+bool journal_marker(std::string_view line, Record& r) {
+  if (!line.starts_with("-- ")) return false;
+  r.message = line;
+  r.kernel = false;
+  r.kind = line.starts_with("-- Boot ") || line.starts_with("-- Reboot --") ? RecordKind::kBootSeparator
+                                                                           : RecordKind::kMeta;
+  return true;
+}
+
+Record parse_syslog(std::string_view line) {
+  Record r;
+  if (journal_marker(line, r)) return r;
+  std::string_view rest = line;
+  skip_priority(rest);
+  if (rest.size() >= 16 && rest[3] == ' ' && rest[6] == ' ' && rest[9] == ':' &&
+      rest[12] == ':' && rest[15] == ' ') {
+    r.time = rest.substr(0, 15);  // "Nov 22 02:43:01"
+    rest.remove_prefix(16);
+  } else if (rest.size() > 11 && is_digit(rest[0]) && rest[4] == '-' && rest[10] == 'T') {
+    r.time = take_token(rest);  // "2026-11-22T02:43:01.123456+00:00"
+  } else {
+    r.kernel = false;
+    r.message = line;
+    return r;
+  }
+  parse_host_tag_message(rest, r);
+  return r;
+}
+
+Record parse_journal_monotonic(std::string_view line) {
+  Record r;
+  if (journal_marker(line, r)) return r;
+  std::string_view rest = line;
+  std::string_view inside;
+  if (!take_bracket(rest, inside)) {
+    r.kernel = false;
+    r.message = line;
+    return r;
+  }
+  r.time = trim(inside);
+  r.monotonic = parse_seconds(inside);
+  parse_host_tag_message(rest, r);
+  return r;
+}
+
+Record parse_rfc5424(std::string_view line) {
+  Record r;
+  std::string_view rest = line;
+  skip_priority(rest);
+  if (!rest.starts_with("1 ")) {
+    r.kernel = false;
+    r.message = line;
+    return r;
+  }
+  rest.remove_prefix(2);
+  r.time = take_token(rest);
+  take_token(rest);  // host
+  r.program = take_token(rest);
+  take_token(rest);  // procid
+  take_token(rest);  // msgid
+  if (rest.starts_with("[")) {
+    // Structured data: one or more [id k="v"] elements; inside quotes "\]" is escaped.
+    std::size_t i = 0;
+    while (i < rest.size() && rest[i] == '[') {
+      bool quoted = false;
+      for (++i; i < rest.size(); ++i) {
+        if (rest[i] == '\\') {
+          ++i;
+        } else if (rest[i] == '"') {
+          quoted = !quoted;
+        } else if (rest[i] == ']' && !quoted) {
+          ++i;
+          break;
+        }
+      }
+    }
+    rest.remove_prefix(std::min(i, rest.size()));
+    if (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  } else {
+    take_token(rest);  // "-"
+  }
+  if (rest.starts_with("\xEF\xBB\xBF")) rest.remove_prefix(3);
+  r.kernel = r.program == "kernel";
+  r.message = rest;
+  if (r.kernel) strip_kernel_bracket(r);
+  return r;
+}
+
+Record parse_kmsg(std::string_view line) {
+  Record r;
+  if (!line.empty() && line.front() == ' ') {
+    r.kind = RecordKind::kContinuation;
+    r.kernel = false;
+    r.message = line.substr(1);
+    return r;
+  }
+  // prio,seq,usec,flags[,more];message
+  std::size_t semi = line.find(';');
+  std::size_t c1 = line.find(',');
+  if (semi == std::string_view::npos || c1 == std::string_view::npos || c1 > semi) {
+    r.kernel = false;  // a stray line (a wrapped message); keep it, it matches nothing
+    r.message = line;
+    return r;
+  }
+  std::size_t c2 = line.find(',', c1 + 1);
+  std::size_t c3 = c2 == std::string_view::npos ? c2 : line.find(',', c2 + 1);
+  int prio = 0;
+  std::from_chars(line.data(), line.data() + c1, prio);
+  r.kernel = (prio >> 3) == 0;  // facility 0 is the kernel; userspace writes to kmsg as "user"
+  if (c3 != std::string_view::npos && c3 < semi) {
+    r.time = line.substr(c2 + 1, c3 - c2 - 1);  // microseconds since boot
+    long long usec = -1;
+    auto [end, ec] = std::from_chars(r.time.data(), r.time.data() + r.time.size(), usec);
+    if (ec == std::errc() && usec >= 0) r.monotonic = static_cast<double>(usec) / 1e6;
+  }
+  r.message = line.substr(semi + 1);
+  return r;
+}
+
+}  // namespace
+
+std::string_view format_name(LogFormat format) {
+  for (auto& [f, name] : kFormatNames) {
+    if (f == format) return name;
+  }
+  return "dmesg";
+}
+
+std::optional<LogFormat> parse_format_name(std::string_view name) {
+  for (auto& [f, n] : kFormatNames) {
+    if (n == name) return f;
+  }
+  return std::nullopt;
+}
+
+Record parse_line(LogFormat format, std::string_view line) {
+  switch (format) {
+    case LogFormat::kDmesg:
+    case LogFormat::kDmesgCtime:
+      return parse_dmesg(line);
+    case LogFormat::kSyslog:
+      return parse_syslog(line);
+    case LogFormat::kJournalMonotonic:
+      return parse_journal_monotonic(line);
+    case LogFormat::kRfc5424:
+      return parse_rfc5424(line);
+    case LogFormat::kKmsg:
+      return parse_kmsg(line);
+  }
+  return parse_dmesg(line);
+}
+
+LogFormat detect_format(std::span<const std::string> sample) {
+  // Each shape is strict enough that a line of another format does not fit it by accident;
+  // the order breaks ties from the most to the least specific.
+  static const RE2 kKmsg(R"(^\d+,\d+,\d+,[^;]*;)");
+  static const RE2 kRfc5424(R"(^<\d{1,3}>1 \d{4}-\d\d-\d\dT\S+ \S+ \S+ \S+ \S+ )");
+  static const RE2 kSyslog(
+      R"(^(?:<\d{1,3}>)?(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\S+) \S+ [^\s:]+:(?: |$))");
+  static const RE2 kJournalMono(R"(^\[\s*\d+\.\d+\] \S+ kernel: )");
+  static const RE2 kDmesgCtime(
+      R"(^(?:<\d{1,3}>)?\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\])");
+  static const RE2 kDmesg(R"(^(?:<\d{1,3}>)?\[\s*\d+\.\d+\])");
+  int kmsg = 0, rfc = 0, syslog = 0, journal = 0, ctime = 0, dmesg = 0;
+  for (const std::string& line : sample) {
+    if (RE2::PartialMatch(line, kKmsg)) ++kmsg;
+    if (RE2::PartialMatch(line, kRfc5424)) ++rfc;
+    if (RE2::PartialMatch(line, kSyslog)) ++syslog;
+    if (RE2::PartialMatch(line, kJournalMono)) ++journal;
+    if (RE2::PartialMatch(line, kDmesgCtime)) ++ctime;
+    if (RE2::PartialMatch(line, kDmesg)) ++dmesg;
+  }
+  // Every short-monotonic journal line also looks like dmesg; "host kernel:" after the stamp
+  // on a good share of them is what tells the two apart.
+  if (journal > 0 && journal * 2 >= dmesg) dmesg = 0;
+  const std::array<std::pair<int, LogFormat>, 6> scores{{
+      {kmsg, LogFormat::kKmsg},
+      {rfc, LogFormat::kRfc5424},
+      {syslog, LogFormat::kSyslog},
+      {journal, LogFormat::kJournalMonotonic},
+      {ctime, LogFormat::kDmesgCtime},
+      {dmesg, LogFormat::kDmesg},
+  }};
+  int best = 0;
+  LogFormat format = LogFormat::kDmesg;
+  for (auto& [score, f] : scores) {
+    if (score > best) {
+      best = score;
+      format = f;
+    }
+  }
+  return format;
+}
+
+}  // namespace diskfault

@@ -1,0 +1,50 @@
+// Log line formats: recognise a file's format and strip each line down to the kernel message.
+#pragma once
+
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace diskfault {
+
+enum class LogFormat {
+  kDmesg,              // "[ 1234.567890] msg", "<3>[ 1234.567890] msg" (dmesg -r), or bare "msg"
+  kDmesgCtime,         // "[Sun Nov 22 02:43:01 2026] msg" (dmesg -T)
+  kSyslog,             // "Nov 22 02:43:01 host kernel: msg", ISO time, journalctl -k / -o short-iso
+  kJournalMonotonic,   // "[ 1234.567890] host kernel: msg" (journalctl -o short-monotonic)
+  kRfc5424,            // "<6>1 2026-11-22T02:43:01.1+00:00 host kernel - - - msg"
+  kKmsg,               // "6,1234,5678901,-;msg" with " KEY=value" continuation lines (/dev/kmsg)
+};
+
+// The name used by --input-format and in the report ("dmesg", "dmesg-T", "syslog",
+// "journal-monotonic", "rfc5424", "kmsg").
+std::string_view format_name(LogFormat format);
+// The format called `name`, or nullopt for an unknown name.
+std::optional<LogFormat> parse_format_name(std::string_view name);
+
+enum class RecordKind {
+  kMessage,        // an ordinary line
+  kBootSeparator,  // journalctl's "-- Boot 4f2c... --" or "-- Reboot --": a new boot starts after it
+  kMeta,           // other journalctl "-- ... --" lines
+  kContinuation,   // a kmsg dictionary line (" SUBSYSTEM=scsi", " DEVICE=+scsi:2:0:0:0")
+};
+
+// One line, taken apart. All views point into the line given to parse_line().
+struct Record {
+  RecordKind kind = RecordKind::kMessage;
+  std::string_view message;  // the log message with every prefix removed
+  std::string_view time;     // the timestamp as written ("1234.567890", "Nov 22 02:43:01"), or ""
+  std::string_view program;  // "kernel", "smartd", ... where the format names one, else ""
+  bool kernel = true;        // the line comes from the kernel
+  double monotonic = -1;     // seconds since boot where the line states them, else negative
+};
+
+// Splits `line` as a line of `format`. Never fails: a line that does not have the format's
+// shape is kept whole as its message (kmsg and syslog mark it as not from the kernel).
+Record parse_line(LogFormat format, std::string_view line);
+
+// The format that fits most of `sample` (lines from one file), kDmesg when none fits.
+LogFormat detect_format(std::span<const std::string> sample);
+
+}  // namespace diskfault

@@ -1,0 +1,46 @@
+// The matcher: a coroutine that walks a log backwards and yields the lines its driver asks for.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "coroutine.hpp"
+#include "line_format.hpp"
+#include "reverse_line_reader.hpp"
+#include "rules.hpp"
+
+namespace diskfault {
+
+// What the driver wants next: the event types to yield (a bit per EventType). Lines whose event
+// is not wanted are skipped without a pause.
+struct Want {
+  std::uint32_t events = 0;
+  static constexpr std::uint32_t bit(EventType type) { return 1u << static_cast<unsigned>(type); }
+  static constexpr Want all() { return Want{(1u << kEventTypeCount) - 1}; }
+  bool wants(EventType type) const { return (events & bit(type)) != 0; }
+};
+
+// One line the matcher found. Every view points into the matcher's buffers and is valid only
+// until the next send() to the matcher: copy what you keep.
+struct Match {
+  EventType type = EventType::kFact;
+  // The rule that matched, or nullptr for a boot boundary found without one (a journal
+  // "-- Boot --" separator, or a monotonic clock that started again).
+  const Rule* rule = nullptr;
+  Captures captures;          // a kmsg record's DEVICE=+scsi:H:C:T:L fills in a missing hctl
+  std::uint64_t from_end = 0;  // the line's position counted from the end (1 = last line)
+  std::string_view time;       // the line's timestamp as the log states it, or ""
+  std::string_view text;       // the whole line; for a boot boundary, the boot's first line
+};
+
+// Walks `reader` backwards, strips each line as `format` and runs `rules` over it, yielding every
+// line whose event the last Want asked for, newest first; a boot boundary is yielded as a kBoot
+// match once the scan passes the first line of a boot. The first send() starts the walk; the
+// coroutine ends after the first line of the file. `reader` and `rules` are taken by reference
+// and must outlive the coroutine: the caller reads the reader's line count afterwards, and the
+// rules are compiled once and shared by every source.
+SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat format,
+                                       const RuleSet& rules);
+
+}  // namespace diskfault

@@ -1,0 +1,106 @@
+// Rules: RE2 patterns from a JSON rules file that turn a kernel message into an identity or error event.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace re2 {
+class RE2;
+}
+
+namespace diskfault {
+
+struct Record;
+
+// What a matching line tells.
+enum class EventType {
+  kError,   // an error of `kind` on a device, port or controller
+  kBoot,    // a boot starts at this line ("Linux version ...")
+  kAppear,  // a device appeared at an address: the presence of a new drive starts here
+  kAttach,  // the disk at an address was (re)attached: starts a new presence after a detach
+  kDetach,  // the drive at an address went away
+  kFact,    // identity: binds names to addresses, states a model, vendor or serial
+  kEpisodeStart,  // libata starts handling an error on a port ("ata1.00: exception ...")
+  kEpisodeEnd,    // libata is done with it ("ata1: EH complete")
+};
+inline constexpr std::size_t kEventTypeCount = 8;
+
+// The named captures a pattern may use; anything else is rejected when the rules load.
+enum class Field { kDevice, kHctl, kPort, kController, kVendor, kModel, kSerial, kWwn, kPci, kSlot };
+inline constexpr std::size_t kFieldCount = 10;
+std::string_view field_name(Field field);
+
+using Captures = std::array<std::string_view, kFieldCount>;
+
+struct RuleSample {
+  std::string line;
+  std::string program;  // "" for a kernel line
+  std::vector<std::pair<std::string, std::string>> captures;  // expected, by field name
+};
+
+struct Rule {
+  std::string name;
+  EventType yields = EventType::kFact;
+  std::string kind;     // error kind ("xfs", "io", "medium", ...), for kError only
+  std::string pattern;  // RE2 syntax, matched from the start of the message
+  std::string program;  // "" means kernel lines; otherwise the syslog program (e.g. "smartd")
+  std::vector<RuleSample> samples;
+  std::vector<std::string> near_misses;
+};
+
+// A rules file that cannot be used: the message names the file and the rule.
+class RulesError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Parses a rules file's text. `origin` names it in errors. Throws RulesError for invalid JSON,
+// missing or unknown fields, or an unknown `yields`.
+std::vector<Rule> parse_rules(std::string_view json_text, const std::string& origin);
+// Reads and parses a rules file; throws std::system_error if it cannot be read.
+std::vector<Rule> load_rules_file(const std::string& path);
+// The rules built into the binary (rules/default.json at build time).
+std::vector<Rule> default_rules();
+
+struct RuleMatch {
+  std::size_t rule = 0;  // index into RuleSet::rules()
+  Captures captures;     // views into the matched message
+};
+
+// Compiled rules. A message is tried against every rule at once (an RE2::Set, linear time, no
+// backtracking); the first rule in file order that matches wins, so specific rules go before
+// general ones.
+class RuleSet {
+ public:
+  // Compiles `rules`. Throws RulesError naming the rule whose pattern does not compile or uses
+  // an unknown capture name, or that lacks what its event needs.
+  explicit RuleSet(std::vector<Rule> rules);
+  ~RuleSet();
+  RuleSet(RuleSet&&) noexcept;
+  RuleSet& operator=(RuleSet&&) noexcept;
+
+  // The rule that `record`'s message triggers, if any. Kernel records are tried against kernel
+  // rules, other programs' lines only against rules for that program.
+  std::optional<RuleMatch> match(const Record& record) const;
+  // The same for a bare message.
+  std::optional<RuleMatch> match(std::string_view message, std::string_view program,
+                                 bool kernel) const;
+
+  const std::vector<Rule>& rules() const noexcept;
+
+  // Every way the rules break their own samples: a sample that no rule matches, that another
+  // rule matches first, or whose captures differ; a near miss that its rule (or any error rule)
+  // matches. Empty when all is well. Each entry names the rule.
+  std::vector<std::string> check_samples() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace diskfault
