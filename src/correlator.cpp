@@ -160,7 +160,7 @@ void BootCorrelator::add(const Match& m) {
 
   if (m.type == EventType::kAppear || m.type == EventType::kAttach ||
       m.type == EventType::kDetach) {
-    boundaries_.push_back({segment_, key, m.type});
+    boundaries_.push_back({m.from_end, segment_, key, m.type});
   }
   if (m.type == EventType::kAppear || m.type == EventType::kAttach) ++segment_;
 }
@@ -206,7 +206,7 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
   for (const Key& place : places) {
     auto& list = place_boundaries[place];
     std::sort(list.begin(), list.end(),
-              [](const Boundary* a, const Boundary* b) { return a->segment > b->segment; });
+              [](const Boundary* a, const Boundary* b) { return a->from_end > b->from_end; });
     std::uint32_t hi = oldest;
     bool detached = false;
     auto close_before = [&](std::uint32_t segment) {

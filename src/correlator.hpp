@@ -59,6 +59,7 @@ class BootCorrelator {
     void merge(const Fragment& other);
   };
   struct Boundary {
+    std::uint64_t from_end;  // orders boundaries that share a segment
     std::uint32_t segment;
     Key key;
     EventType type;

@@ -36,11 +36,7 @@ Report diagnose(const std::vector<std::string>& paths, const RuleSet& rules,
     while (Traced* item = traced.next()) {
       std::visit([&](auto& value) { builder.add(std::move(value)); }, *item);
     }
-    std::uint64_t lines = reader.line_count();
-    // A boundary on the file's first line leaves no older boot behind it.
-    std::uint32_t boots = stats.boundaries;
-    if (lines > 0 && stats.oldest_boundary_line != lines) ++boots;
-    builder.finish_source(index, lines, boots);
+    builder.finish_source(index, reader.line_count(), stats.boots);
   }
   return std::move(builder).build();
 }

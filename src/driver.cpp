@@ -19,19 +19,12 @@ Generator<Traced> trace_drives(SendGenerator<Match, Want> matcher, std::size_t s
       boot.add(*match);
       continue;
     }
-    if (stats) {
-      ++stats->boundaries;
-      stats->oldest_boundary_line = match->from_end;
-    }
+    if (stats) ++stats->boots;
     auto result = boot.finish(boot_from_end, std::string(match->text));
     ++boot_from_end;
     for (Finding& f : result.drives) co_yield Traced(std::move(f));
     for (Unresolved& u : result.unresolved) co_yield Traced(std::move(u));
   }
-  // The file's first line ends the oldest boot; its own first line is not in the log.
-  auto result = boot.finish(boot_from_end, "");
-  for (Finding& f : result.drives) co_yield Traced(std::move(f));
-  for (Unresolved& u : result.unresolved) co_yield Traced(std::move(u));
 }
 
 }  // namespace diskfault

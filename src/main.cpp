@@ -69,6 +69,8 @@ int run(int argc, char** argv) {
       "diskfault"};
   app.set_version_flag("--version", std::string("diskfault ") + DISKFAULT_VERSION);
   app.require_subcommand(0, 1);
+  // Rule options given after a subcommand ("rules --list --rules F") still reach the main app.
+  app.fallthrough();
 
   std::vector<std::string> logs;
   std::string output_format = "json";
@@ -82,7 +84,8 @@ int run(int argc, char** argv) {
                  "journal-monotonic, rfc5424, kmsg");
   app.add_option("--rules", rule_options.files,
                  "Extra rules file (JSON); its rules are tried before the built-in ones")
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingFile)
+      ->allow_extra_args(false);
   app.add_flag("--no-default-rules", rule_options.no_defaults,
                "Use only the rules given with --rules");
 

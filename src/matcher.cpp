@@ -36,6 +36,10 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
   std::string kmsg_device;  // DEVICE=+scsi:... of the record whose continuation lines we passed
   std::string time_text;    // kmsg stamps converted to seconds
 
+  // Whether lines of the log lie between the scan and the last boundary yielded: the start of
+  // the file then ends one more (the oldest) boot.
+  bool content_since_boundary = false;
+
   Match boundary;
   boundary.type = EventType::kBoot;
 
@@ -60,6 +64,7 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
         boundary.text = line->text;
         boundary.time = {};
         boundary.captures = {};
+        content_since_boundary = false;
         want = co_yield boundary;
       }
       boundary_guard = true;
@@ -76,6 +81,7 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
           boundary.text = boot_first_line;
           boundary.time = {};
           boundary.captures = {};
+          content_since_boundary = false;
           want = co_yield boundary;
         }
         boundary_guard = false;
@@ -95,6 +101,7 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
       boundary_guard = false;
     }
 
+    content_since_boundary = true;
     auto hit = rules.match(record);
     if (!hit) continue;
     const Rule& rule = rules.rules()[hit->rule];
@@ -105,6 +112,7 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
         boundary.text = line->text;
         boundary.time = record.time;
         boundary.captures = hit->captures;
+        content_since_boundary = false;
         want = co_yield boundary;
       }
       boundary_guard = true;
@@ -127,6 +135,15 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
       match.time = record.time;
     }
     want = co_yield match;
+  }
+  if (content_since_boundary && want.wants(EventType::kBoot)) {
+    // The start of the file ends the oldest boot; that boot's first line is not in the log.
+    boundary.rule = nullptr;
+    boundary.from_end = reader.line_count();
+    boundary.text = {};
+    boundary.time = {};
+    boundary.captures = {};
+    co_yield boundary;
   }
 }
 

@@ -1,1 +1,133 @@
+// Tests of the reverse line reader: differential against a forward split, edge cases, errors.
+#include "reverse_line_reader.hpp"
+
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <random>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "test_support.hpp"
+
+using diskfault::ReverseLineReader;
+using diskfault::test::TempDir;
+
+namespace {
+
+// The plain forward reading the reader must agree with: split on '\n'; a final newline ends the
+// last line; a '\r' before a newline (or at the very end) is not part of the line.
+std::vector<std::string> forward_split(const std::string& data) {
+  std::vector<std::string> lines;
+  if (data.empty()) return lines;
+  std::size_t start = 0;
+  for (;;) {
+    std::size_t nl = data.find('\n', start);
+    std::string line = data.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (nl == std::string::npos) {
+      lines.push_back(line);
+      break;
+    }
+    lines.push_back(line);
+    start = nl + 1;
+    if (start == data.size()) break;
+  }
+  return lines;
+}
+
+std::vector<std::string> read_backwards(const std::string& path, std::size_t block,
+                                        std::uint64_t* count = nullptr) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  off_t size = ::lseek(fd, 0, SEEK_END);
+  ReverseLineReader reader(fd, size, path, block);
+  std::vector<std::string> lines;
+  std::uint64_t expected_from_end = 1;
+  while (auto line = reader.next()) {
+    CHECK(line->from_end == expected_from_end++);
+    lines.emplace_back(line->text);
+  }
+  CHECK_FALSE(reader.next().has_value());
+  if (count) *count = reader.line_count();
+  ::close(fd);
+  return {lines.rbegin(), lines.rend()};
+}
+
+}  // namespace
+
+TEST_CASE("the reverse reader agrees with a forward split on random inputs at every block size") {
+  TempDir dir;
+  std::mt19937 rng(20261122);
+  const std::string alphabet("ab\n\n\r\0\xff\xc3 x", 11);
+  for (int round = 0; round < 300; ++round) {
+    std::size_t length = rng() % (round < 200 ? 40 : 3000);
+    std::string data;
+    for (std::size_t i = 0; i < length; ++i) data += alphabet[rng() % alphabet.size()];
+    std::string path = dir.write("random.log", data);
+    auto expected = forward_split(data);
+    for (std::size_t block : {1u, 2u, 3u, 7u, 64u, 65536u}) {
+      CAPTURE(round);
+      CAPTURE(block);
+      std::uint64_t count = 0;
+      CHECK(read_backwards(path, block, &count) == expected);
+      CHECK(count == expected.size());
+    }
+  }
+}
+
+TEST_CASE("an empty file has no lines") {
+  TempDir dir;
+  std::string path = dir.write("empty.log", "");
+  CHECK(read_backwards(path, 64).empty());
+}
+
+TEST_CASE("a file without a final newline still yields its last line") {
+  TempDir dir;
+  std::string path = dir.write("a.log", "first\nsecond");
+  CHECK(read_backwards(path, 3) == std::vector<std::string>{"first", "second"});
+}
+
+TEST_CASE("a lone newline is one empty line, and blank lines are kept") {
+  TempDir dir;
+  CHECK(read_backwards(dir.write("a.log", "\n"), 4) == std::vector<std::string>{""});
+  CHECK(read_backwards(dir.write("b.log", "a\n\nb\n"), 4) == std::vector<std::string>{"a", "", "b"});
+}
+
+TEST_CASE("CRLF line ends lose their carriage return") {
+  TempDir dir;
+  std::string path = dir.write("crlf.log", "one\r\ntwo\r\n");
+  CHECK(read_backwards(path, 2) == std::vector<std::string>{"one", "two"});
+}
+
+TEST_CASE("a line longer than the block is handed out whole") {
+  TempDir dir;
+  std::string long_line(100000, 'x');
+  std::string path = dir.write("long.log", "a\n" + long_line + "\nb\n");
+  CHECK(read_backwards(path, 7) == std::vector<std::string>{"a", long_line, "b"});
+}
+
+TEST_CASE("NUL bytes and invalid UTF-8 pass through untouched") {
+  TempDir dir;
+  std::string odd("x\0y\xff\xfe", 5);
+  std::string path = dir.write("odd.log", odd + "\nok\n");
+  CHECK(read_backwards(path, 3) == std::vector<std::string>{odd, "ok"});
+}
+
+TEST_CASE("a file that shrinks while it is read is an error that names it") {
+  TempDir dir;
+  std::string path = dir.write("shrink.log", std::string(1000, 'a') + "\n");
+  int fd = ::open(path.c_str(), O_RDWR);
+  REQUIRE(fd >= 0);
+  ReverseLineReader reader(fd, 1001, path, 16);
+  REQUIRE(::ftruncate(fd, 10) == 0);
+  CHECK_THROWS_AS(
+      {
+        while (reader.next()) {
+        }
+      },
+      std::system_error);
+  ::close(fd);
+}

@@ -1,1 +1,116 @@
+// Tests of rules: the shipped rules check out; bad rules files are refused with the rule's name.
+#include "rules.hpp"
+
 #include <doctest/doctest.h>
+
+#include <string>
+
+#include "line_format.hpp"
+#include "test_support.hpp"
+
+using namespace diskfault;
+
+namespace {
+
+std::string rule_json(const std::string& body) { return R"j({"rules": [)j" + body + "]}"; }
+
+std::string refusal(const std::string& text) {
+  try {
+    RuleSet set(parse_rules(text, "my.json"));
+  } catch (const RulesError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("every built-in rule compiles and passes its samples and near misses") {
+  const RuleSet& rules = test::default_rule_set();
+  CHECK(rules.rules().size() > 30);
+  auto problems = rules.check_samples();
+  for (const auto& p : problems) MESSAGE(p);
+  CHECK(problems.empty());
+}
+
+TEST_CASE("the shipped rules file is the built-in one") {
+  auto shipped = load_rules_file(test::source_root() + "/rules/default.json");
+  auto built_in = default_rules();
+  REQUIRE(shipped.size() == built_in.size());
+  for (std::size_t i = 0; i < shipped.size(); ++i) CHECK(shipped[i].pattern == built_in[i].pattern);
+}
+
+TEST_CASE("a rules file that is not JSON is refused, naming the file") {
+  CHECK(refusal("{not json") == "my.json: not valid JSON");
+  CHECK(refusal(R"j({"rules": 3})j").find("my.json") == 0);
+}
+
+TEST_CASE("a rule with a bad pattern, capture or event is refused, naming the rule") {
+  CHECK(refusal(rule_json(R"j({"name": "r1", "yields": "error", "kind": "x", "pattern": "(?P<device>a"})j"))
+            .find("rule 'r1': bad pattern") != std::string::npos);
+  CHECK(refusal(rule_json(R"j({"name": "r2", "yields": "error", "kind": "x", "pattern": "(?P<disk>a)"})j"))
+            .find("rule 'r2': unknown capture name 'disk'") != std::string::npos);
+  CHECK(refusal(rule_json(R"j({"name": "r3", "yields": "explode", "pattern": "a"})j"))
+            .find("rule 'r3': unknown \"yields\"") != std::string::npos);
+  CHECK(refusal(rule_json(R"j({"name": "r4", "yields": "error", "pattern": "(?P<device>a)"})j"))
+            .find("rule 'r4': missing \"kind\"") != std::string::npos);
+  CHECK(refusal(rule_json(R"j({"name": "r5", "yields": "appear", "pattern": "(?P<device>a)"})j"))
+            .find("rule 'r5'") != std::string::npos);
+}
+
+TEST_CASE("check_samples names a rule whose sample fails, or whose near miss matches") {
+  RuleSet set(parse_rules(rule_json(R"j(
+    {"name": "sample-fails", "yields": "error", "kind": "x", "pattern": "^boom (?P<device>\\w+)",
+     "samples": [{"line": "boom sda", "captures": {"device": "sdb"}}, "bang sda"]},
+    {"name": "miss-matches", "yields": "error", "kind": "x", "pattern": "^bad (?P<device>\\w+)",
+     "samples": ["bad sda"], "near_misses": ["bad sdb"]})j"),
+                          "t.json"));
+  auto problems = set.check_samples();
+  REQUIRE(problems.size() == 3);
+  CHECK(problems[0].find("rule 'sample-fails': sample captures device='sda', expected 'sdb'") == 0);
+  CHECK(problems[1].find("rule 'sample-fails': sample does not match: bang sda") == 0);
+  CHECK(problems[2].find("rule 'miss-matches': near miss matches: bad sdb") == 0);
+}
+
+TEST_CASE("the first rule in file order wins a line that two rules match") {
+  RuleSet set(parse_rules(rule_json(R"j(
+    {"name": "specific", "yields": "error", "kind": "x", "pattern": "^disk (?P<device>sd[a-z]+) died"},
+    {"name": "general", "yields": "fact", "pattern": "^disk (?P<device>sd[a-z]+)"})j"),
+                          "t.json"));
+  auto m = set.match("disk sdc died", "", true);
+  REQUIRE(m);
+  CHECK(set.rules()[m->rule].name == "specific");
+  m = set.match("disk sdc lives", "", true);
+  REQUIRE(m);
+  CHECK(set.rules()[m->rule].name == "general");
+}
+
+TEST_CASE("rules match from the start of the message only") {
+  const RuleSet& rules = test::default_rule_set();
+  CHECK_FALSE(rules.match("note: XFS (sdc1): log I/O error -5", "", true).has_value());
+  CHECK(rules.match("XFS (sdc1): log I/O error -5", "", true).has_value());
+}
+
+TEST_CASE("a program's rules see only that program's lines, and kernel rules only the kernel's") {
+  const RuleSet& rules = test::default_rule_set();
+  std::string smartd =
+      "Device: /dev/sdd [SAT], ST4000LM024-2AN17V, S/N:WFG05CSN, WWN:5-000c50-0ab5e59fc, FW:0001, 4.00 TB";
+  CHECK(rules.match(smartd, "smartd", false).has_value());
+  CHECK_FALSE(rules.match(smartd, "", true).has_value());
+  CHECK_FALSE(rules.match(smartd, "evil", false).has_value());
+  CHECK_FALSE(rules.match("XFS (sdc1): log I/O error -5", "someapp", false).has_value());
+}
+
+TEST_CASE("fixed-width INQUIRY fields are captured without their padding") {
+  auto m = test::default_rule_set().match(
+      "scsi 4:0:3:0: Direct-Access     ATA      WDC WD30EFRX-68A 0A80 PQ: 0 ANSI: 6", "", true);
+  REQUIRE(m);
+  CHECK(m->captures[static_cast<std::size_t>(Field::kVendor)] == "ATA");
+  CHECK(m->captures[static_cast<std::size_t>(Field::kModel)] == "WDC WD30EFRX-68A");
+}
+
+TEST_CASE("a hostile line cannot make matching slow: RE2 runs in linear time") {
+  // A classic catastrophic-backtracking shape for a backtracking engine; RE2 does not care.
+  std::string hostile = "XFS (" + std::string(200000, 'a');
+  CHECK_FALSE(test::default_rule_set().match(hostile, "", true).has_value());
+}
