@@ -2,12 +2,16 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "atomic_file.hpp"
+#include "check.hpp"
 #include "diagnose.hpp"
 #include "file_descriptor.hpp"
+#include "host_enrich.hpp"
 #include "line_format.hpp"
 #include "report_printers.hpp"
 #include "rules.hpp"
@@ -77,8 +81,12 @@ int run(int argc, char** argv) {
   std::string input_format = "auto";
   RuleOptions rule_options;
   app.add_option("LOG", logs, "Kernel log files (dmesg, kern.log, journalctl -k, /dev/kmsg dump)");
-  app.add_option("--format", output_format, "Output: json (default) or table")
-      ->check(CLI::IsMember({"json", "table"}));
+  std::string textfile_dir;
+  app.add_option("--format", output_format, "Output: json (default), table or prometheus")
+      ->check(CLI::IsMember({"json", "table", "prometheus"}));
+  app.add_option("--textfile", textfile_dir,
+                 "Also write the Prometheus metrics to DIR/diskfault.prom, atomically (for "
+                 "node_exporter's textfile collector)");
   app.add_option("--input-format", input_format,
                  "Log format: auto (default, per file), dmesg, dmesg-T, syslog, "
                  "journal-monotonic, rfc5424, kmsg");
@@ -88,6 +96,16 @@ int run(int argc, char** argv) {
       ->allow_extra_args(false);
   app.add_flag("--no-default-rules", rule_options.no_defaults,
                "Use only the rules given with --rules");
+  HostOptions host_options;
+  app.add_option("--sysfs-root", host_options.roots.sysfs,
+                 "Read the host's disks from this sysfs tree (default /sys)");
+  app.add_option("--udev-root", host_options.roots.udev,
+                 "Read udev's database from this directory (default /run/udev/data)");
+  app.add_flag("--this-host", host_options.this_host,
+               "The last boot of the last LOG is this host's current boot: its errors get the "
+               "host's serials and slots");
+  // For tests: the running kernel's boot id, matched against a journal's "-- Boot <id> --".
+  app.add_option("--boot-id-file", host_options.boot_id_file)->group("");
 
   CLI::App* rules_cmd = app.add_subcommand("rules", "List the rules in force, or check a rules file");
   std::string check_file;
@@ -96,9 +114,46 @@ int run(int argc, char** argv) {
                         "Validate FILE: patterns compile, samples match, near misses do not");
   rules_cmd->add_flag("--list", list, "Print the rules in force (with --rules/--no-default-rules)");
 
+  CLI::App* check_cmd = app.add_subcommand(
+      "check",
+      "Health check for cron and monitoring: report only faults not reported before (with "
+      "--state).\nExit status (Nagios): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.");
+  CheckCommand check;
+  std::string check_format = "nagios";
+  std::string exit_style = "nagios";
+  bool check_json = false;
+  check_cmd->add_option("LOG", check.logs, "Kernel log files; none: the running kernel's log");
+  check_cmd->add_option("--state", check.state_path,
+                        "State file remembering what was reported (created if missing)");
+  auto* json_flag = check_cmd->add_flag("--json", check_json,
+                                        "Print the JSON report of the new findings instead");
+  check_cmd->add_option("--format", check_format, "Output: nagios (default) or prometheus")
+      ->check(CLI::IsMember({"nagios", "prometheus"}))
+      ->excludes(json_flag);
+  check_cmd->add_option("--textfile", check.textfile_dir,
+                        "Also write the Prometheus metrics to DIR/diskfault.prom, atomically");
+  check_cmd->add_flag("--remind", check.remind,
+                      "Known faulty drives still in the log make the status WARNING, not OK");
+  check_cmd->add_option("--exit-style", exit_style,
+                        "Exit codes: nagios (default: 0/1/2/3) or npd (node-problem-detector: "
+                        "0 OK, 1 problem, 2 unknown)")
+      ->check(CLI::IsMember({"nagios", "npd"}));
+  check_cmd->add_option("--input-format", input_format, "Log format, as for the report");
+  check_cmd->add_option("--rules", rule_options.files, "Extra rules file (JSON), as for the report")
+      ->check(CLI::ExistingFile)
+      ->allow_extra_args(false);
+  check_cmd->add_flag("--no-default-rules", rule_options.no_defaults,
+                      "Use only the rules given with --rules");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // A monitoring system reads bad usage of the check as UNKNOWN, like any other failure.
+    if (check_cmd->parsed() && e.get_exit_code() != 0) {
+      emit(format_unknown(e.what()));
+      return exit_code(CheckStatus::kUnknown,
+                       exit_style == "npd" ? ExitStyle::kNpd : ExitStyle::kNagios);
+    }
     int status = app.exit(e);
     return status == 0 ? kExitClean : kExitError;
   }
@@ -127,6 +182,16 @@ int run(int argc, char** argv) {
     return kExitClean;
   }
 
+  if (check_cmd->parsed()) {
+    check.output = check_json                     ? CheckCommand::Output::kJson
+                   : check_format == "prometheus" ? CheckCommand::Output::kPrometheus
+                                                  : CheckCommand::Output::kNagios;
+    check.exit_style = exit_style == "npd" ? ExitStyle::kNpd : ExitStyle::kNagios;
+    check.input_format = input_format;
+    // run_check reports its own failures as UNKNOWN (exit 3), so rules are built inside it.
+    return run_check(check, [&] { return build_rules(rule_options); });
+  }
+
   DiagnoseOptions options;
   if (input_format != "auto") {
     options.format = parse_format_name(input_format);
@@ -138,7 +203,22 @@ int run(int argc, char** argv) {
   if (logs.empty()) logs.push_back(kKernelLogPath);
   RuleSet rules = build_rules(rule_options);
   Report report = diagnose(logs, rules, options);
-  emit(output_format == "table" ? format_table(report) : format_json(report, DISKFAULT_VERSION));
+  // Not an error: the report stands, with fewer host facts (vpd_pg80 is root-only, for one).
+  if (auto unreadable = apply_host_facts(report, host_options); !unreadable.empty()) {
+    std::string line = "diskfault: note: could not read " + std::to_string(unreadable.size()) +
+                       " host file(s), some serials may be missing: " + unreadable.front();
+    if (unreadable.size() > 1) line += " (and " + std::to_string(unreadable.size() - 1) + " more)";
+    std::cerr << line << "\n";
+  }
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  if (!textfile_dir.empty()) {
+    write_file_atomically(textfile_dir + "/" + kPrometheusTextfileName,
+                          format_prometheus(report, now), 0644);
+  }
+  emit(output_format == "table"        ? format_table(report)
+       : output_format == "prometheus" ? format_prometheus(report, now)
+                                       : format_json(report, DISKFAULT_VERSION));
   return report.drives.empty() && report.unresolved.empty() ? kExitClean : kExitFaults;
 }
 

@@ -3,22 +3,15 @@
 
 #include <cstdio>
 
-namespace diskfault {
-namespace {
+#include "boot_boundary.hpp"
 
-// A monotonic stamp that rises by more than this going backwards means a reboot lies between.
-constexpr double kClockRestartSlack = 1.0;
-// Lines stamped within this many seconds after a boot's start belong to its prelude; their text
-// is kept so the boot can be named by its first line.
-constexpr double kBootPrelude = 5.0;
+namespace diskfault {
 
 std::string kmsg_seconds(std::string_view usec) {
   std::string padded(usec.size() < 7 ? 7 - usec.size() : 0, '0');
   padded.append(usec);
   return padded.substr(0, padded.size() - 6) + "." + padded.substr(padded.size() - 6);
 }
-
-}  // namespace
 
 SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat format,
                                        const RuleSet& rules) {
@@ -73,7 +66,7 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
     }
 
     if (record.monotonic >= 0) {
-      if (later_monotonic >= 0 && record.monotonic > later_monotonic + kClockRestartSlack) {
+      if (clock_restarted(record.monotonic, later_monotonic)) {
         // The clock started again: the boot began at the prelude line kept below.
         if (!boundary_guard && want.wants(EventType::kBoot)) {
           boundary.rule = nullptr;
@@ -91,6 +84,7 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
       later_monotonic = record.monotonic;
       boot_first_from_end = line->from_end;
       if (record.monotonic <= kBootPrelude) {
+        // A prelude line's text is kept so the boot can be named by its first line.
         boot_first_line.assign(line->text);
       } else {
         boot_first_line.clear();  // the boot's head is not in the log; it has no first line
