@@ -82,7 +82,10 @@ void BootCorrelator::add(const Match& m) {
   std::string_view hctl = capture(m, Field::kHctl);
   std::string_view port = capture(m, Field::kPort);
   std::string_view controller = capture(m, Field::kController);
-  Position at{source_, m.from_end, 0, std::string(m.time)};
+  Position at;
+  at.source = source_;
+  at.from_end = m.from_end;
+  at.time = std::string(m.time);
 
   if (m.type == EventType::kEpisodeEnd) {
     episodes_[link_of(port)].clear();
@@ -302,6 +305,11 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
     f.devices.assign(p.devices.begin(), p.devices.end());
     f.partitions.assign(p.content.partitions.begin(), p.content.partitions.end());
     f.errors = std::move(p.content.errors);
+    auto tag = [&](Position& at) { at.boot_from_end = boot_from_end; };
+    f.errors.fix_positions(tag);
+    for (auto* stated : {&f.serial, &f.vendor, &f.model, &f.wwn, &f.pci, &f.slot}) {
+      if (*stated) tag((*stated)->at);
+    }
     f.source = source_;
     f.boot_from_end = boot_from_end;
     f.boot_key = boot_key;
@@ -312,6 +320,7 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
   for (auto& [name, u] : unresolved_) {
     u.source = source_;
     u.boot_from_end = boot_from_end;
+    u.errors.fix_positions([&](Position& at) { at.boot_from_end = boot_from_end; });
     u.boot_key = boot_key;
     result.unresolved.push_back(std::move(u));
   }

@@ -17,24 +17,36 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
                                        const RuleSet& rules) {
   Want want = co_await SendGenerator<Match, Want>::first_request();
 
-  // Boot tracking, in the backward direction: `later_*` describe the line met just before (the
-  // next line in the file).
-  double later_monotonic = -1;
-  std::string boot_first_line;  // text of the earliest prelude line seen since the boundary
+  // One reboot often shows twice: a journal separator right before "Linux version", or a
+  // "Linux version" line and then, going backwards, the previous boot's large clock stamps.
+  // These describe the lines passed since the last boundary yielded, to tell such echoes from a
+  // real boundary.
+  bool any_boundary = false;
+  std::uint64_t kernel_lines_since = 0;  // kernel lines since the last boundary
+  bool late_clock_since = false;         // one of them is stamped past the boot prelude
+  bool content_since = false;            // any line at all: the file's start then ends a boot
+
+  double later_monotonic = -1;  // the stamp of the nearest later line that has one
+  std::string boot_first_line;  // the text of that line, while it lies in a boot's prelude
   std::uint64_t boot_first_from_end = 0;
-  // Set right after a boundary is yielded, while the scan is still in that boot's prelude, so
-  // that the same reboot seen twice (a separator and "Linux version", or a clock restart) counts
-  // once.
-  bool boundary_guard = false;
   std::string kmsg_device;  // DEVICE=+scsi:... of the record whose continuation lines we passed
   std::string time_text;    // kmsg stamps converted to seconds
 
-  // Whether lines of the log lie between the scan and the last boundary yielded: the start of
-  // the file then ends one more (the oldest) boot.
-  bool content_since_boundary = false;
-
   Match boundary;
   boundary.type = EventType::kBoot;
+  // Fills `boundary` for a boot that starts at `from_end`; the caller yields it.
+  auto make_boundary = [&](const Rule* rule, std::uint64_t from_end, std::string_view text,
+                           std::string_view time, const Captures& captures) {
+    boundary.rule = rule;
+    boundary.from_end = from_end;
+    boundary.text = text;
+    boundary.time = time;
+    boundary.captures = captures;
+    any_boundary = true;
+    kernel_lines_since = 0;
+    late_clock_since = false;
+    content_since = false;
+  };
 
   while (auto line = reader.next()) {
     Record record = parse_line(format, line->text);
@@ -51,72 +63,47 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
 
     if (record.kind == RecordKind::kBootSeparator) {
       // "-- Boot <id> --": the boot starts on the line after it, which the scan has passed.
-      if (!boundary_guard && want.wants(EventType::kBoot)) {
-        boundary.rule = nullptr;
-        boundary.from_end = line->from_end > 1 ? line->from_end - 1 : line->from_end;
-        boundary.text = line->text;
-        boundary.time = {};
-        boundary.captures = {};
-        content_since_boundary = false;
+      if ((!any_boundary || kernel_lines_since > 0) && want.wants(EventType::kBoot)) {
+        make_boundary(nullptr, line->from_end > 1 ? line->from_end - 1 : 1, line->text, {}, {});
         want = co_yield boundary;
       }
-      boundary_guard = true;
       later_monotonic = -1;
       continue;
     }
 
     if (record.monotonic >= 0) {
-      if (clock_restarted(record.monotonic, later_monotonic)) {
-        // The clock started again: the boot began at the prelude line kept below.
-        if (!boundary_guard && want.wants(EventType::kBoot)) {
-          boundary.rule = nullptr;
-          boundary.from_end = boot_first_from_end;
-          boundary.text = boot_first_line;
-          boundary.time = {};
-          boundary.captures = {};
-          content_since_boundary = false;
-          want = co_yield boundary;
-        }
-        boundary_guard = false;
-      } else if (boundary_guard && record.monotonic > kBootPrelude) {
-        boundary_guard = false;
+      if (later_monotonic >= 0 && record.monotonic > later_monotonic + kClockRestartSlack &&
+          (!any_boundary || late_clock_since) && want.wants(EventType::kBoot)) {
+        // The clock started again: the later boot began at the line kept below.
+        make_boundary(nullptr, boot_first_from_end, boot_first_line, {}, {});
+        want = co_yield boundary;
       }
       later_monotonic = record.monotonic;
       boot_first_from_end = line->from_end;
       if (record.monotonic <= kBootPrelude) {
-        // A prelude line's text is kept so the boot can be named by its first line.
         boot_first_line.assign(line->text);
       } else {
         boot_first_line.clear();  // the boot's head is not in the log; it has no first line
       }
-    } else if (boundary_guard && record.kernel && !record.message.empty() &&
-               format != LogFormat::kKmsg) {
-      // A format without a monotonic stamp: the first ordinary kernel line of the older boot.
-      boundary_guard = false;
     }
 
-    content_since_boundary = true;
     auto hit = rules.match(record);
-    if (!hit) continue;
-    const Rule& rule = rules.rules()[hit->rule];
-    if (rule.yields == EventType::kBoot) {
-      if (!boundary_guard && want.wants(EventType::kBoot)) {
-        boundary.rule = &rule;
-        boundary.from_end = line->from_end;
-        boundary.text = line->text;
-        boundary.time = record.time;
-        boundary.captures = hit->captures;
-        content_since_boundary = false;
+    const Rule* rule = hit ? &rules.rules()[hit->rule] : nullptr;
+    if (rule && rule->yields == EventType::kBoot) {
+      if ((!any_boundary || kernel_lines_since > 0) && want.wants(EventType::kBoot)) {
+        make_boundary(rule, line->from_end, line->text, record.time, hit->captures);
         want = co_yield boundary;
       }
-      boundary_guard = true;
       continue;
     }
-    if (!want.wants(rule.yields)) continue;
+    content_since = true;
+    if (record.kernel) ++kernel_lines_since;
+    if (record.monotonic > kBootPrelude) late_clock_since = true;
+    if (!rule || !want.wants(rule->yields)) continue;
 
     Match match;
-    match.type = rule.yields;
-    match.rule = &rule;
+    match.type = rule->yields;
+    match.rule = rule;
     match.captures = hit->captures;
     auto& hctl = match.captures[static_cast<std::size_t>(Field::kHctl)];
     if (hctl.empty() && !device.empty()) hctl = device;
@@ -130,13 +117,9 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
     }
     want = co_yield match;
   }
-  if (content_since_boundary && want.wants(EventType::kBoot)) {
+  if (content_since && want.wants(EventType::kBoot)) {
     // The start of the file ends the oldest boot; that boot's first line is not in the log.
-    boundary.rule = nullptr;
-    boundary.from_end = reader.line_count();
-    boundary.text = {};
-    boundary.time = {};
-    boundary.captures = {};
+    make_boundary(nullptr, reader.line_count(), {}, {}, {});
     co_yield boundary;
   }
 }

@@ -66,7 +66,10 @@ void ReportBuilder::add(Unresolved unresolved) {
 
 Report ReportBuilder::build() && {
   const auto& sources = report_.sources;
-  auto fix = [&](Position& at) { at.line = sources[at.source].lines - at.from_end + 1; };
+  auto fix = [&](Position& at) {
+    at.line = sources[at.source].lines - at.from_end + 1;
+    at.boot = sources[at.source].boots - at.boot_from_end;
+  };
   auto fix_stated = [&](std::optional<Stated>& s) {
     if (s) fix(s->at);
   };

@@ -285,3 +285,28 @@ TEST_CASE("the driver yields nothing for a healthy log and the matcher reads eve
   CHECK(report.unresolved.empty());
   CHECK(report.sources.at(0).lines == 5);
 }
+
+TEST_CASE("a reboot in kern.log counts once, even with unstamped kernel lines around it") {
+  std::string log = "Nov 20 09:00:00 h kernel: [    0.000000] Linux version 6.1.0 (a@b) #1\n"
+                    "Nov 20 17:12:44 h kernel: [29564.100000] sd 1:0:0:0: [sdb] Attached SCSI disk\n"
+                    "Nov 20 23:59:59 h kernel: imklog 8.2302.0, log source = /proc/kmsg started.\n"
+                    "Nov 21 07:30:00 h kernel: [    0.000000] Linux version 6.1.0 (a@b) #1\n"
+                    "Nov 21 07:30:00 h kernel: [    0.000000] Command line: ro quiet\n"
+                    "Nov 21 14:40:00 h kernel: [25680.000000] XFS (sdb1): log I/O error -5\n";
+  Report report = diagnose_text(log);
+  CHECK(report.sources.at(0).boots == 2);
+  CHECK(drives(report) == std::vector<std::string>{"-|-|sdb|1"});
+  REQUIRE(report.drives.size() == 1);
+  CHECK(report.drives[0].errors.last().boot == 2);
+}
+
+TEST_CASE("one drive seen in two boots reports each end in its own boot") {
+  std::string log = "Linux version 6.1.0 (a@b) #1\n" + attach("0:0:0:0", "sda", "AAAA0001") +
+                    "XFS (sda1): log I/O error -5\n" + "Linux version 6.1.0 (a@b) #1\n" +
+                    attach("1:0:0:0", "sdb", "AAAA0001") + "XFS (sdb1): log I/O error -5\n";
+  Report report = diagnose_text(log);
+  REQUIRE(report.drives.size() == 1);
+  CHECK(report.drives[0].errors.first().boot == 1);
+  CHECK(report.drives[0].errors.last().boot == 2);
+  CHECK(report.drives[0].hctl == "1:0:0:0");  // the newest presence's address
+}
