@@ -2,7 +2,6 @@
 #include "report.hpp"
 
 #include <algorithm>
-#include <map>
 #include <set>
 
 namespace diskfault {
@@ -32,7 +31,11 @@ void merge_into(Finding& newer, Finding&& older) {
   merge_sorted(newer.devices, older.devices);
   merge_sorted(newer.partitions, older.partitions);
   newer.errors.merge(older.errors);
-  for (auto& note : older.notes) newer.notes.push_back(std::move(note));
+  for (auto& note : older.notes) {
+    if (std::find(newer.notes.begin(), newer.notes.end(), note) == newer.notes.end()) {
+      newer.notes.push_back(std::move(note));
+    }
+  }
 }
 
 }  // namespace
@@ -59,7 +62,18 @@ void ReportBuilder::finish_source(std::size_t index, std::uint64_t lines, std::u
   report_.sources[index].boots = boots;
 }
 
-void ReportBuilder::add(Finding finding) { report_.drives.push_back(std::move(finding)); }
+void ReportBuilder::add(Finding finding) {
+  if (finding.serial) {
+    auto [it, fresh] = by_serial_.emplace(finding.serial->value, report_.drives.size());
+    if (!fresh) {
+      Finding& known = report_.drives[it->second];
+      if (known.errors.last().older_than(finding.errors.last())) std::swap(known, finding);
+      merge_into(known, std::move(finding));
+      return;
+    }
+  }
+  report_.drives.push_back(std::move(finding));
+}
 void ReportBuilder::add(Unresolved unresolved) {
   report_.unresolved.push_back(std::move(unresolved));
 }
@@ -90,20 +104,6 @@ Report ReportBuilder::build() && {
     return b.errors.last().older_than(a.errors.last());
   };
   std::sort(report_.drives.begin(), report_.drives.end(), newest_first);
-  // One entry per serial: fold older presences of the same drive into its newest one.
-  std::vector<Finding> merged;
-  std::map<std::string, std::size_t> by_serial;
-  for (Finding& f : report_.drives) {
-    if (f.serial) {
-      auto [it, fresh] = by_serial.emplace(f.serial->value, merged.size());
-      if (!fresh) {
-        merge_into(merged[it->second], std::move(f));
-        continue;
-      }
-    }
-    merged.push_back(std::move(f));
-  }
-  report_.drives = std::move(merged);
   std::sort(report_.unresolved.begin(), report_.unresolved.end(), newest_first);
   return std::move(report_);
 }

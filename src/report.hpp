@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,9 @@ class ReportBuilder {
 
  private:
   Report report_;
+  // Drives with a serial are merged as they arrive, so a log of many boots keeps one entry per
+  // drive in memory rather than one per presence.
+  std::map<std::string, std::size_t> by_serial_;
 };
 
 }  // namespace diskfault
