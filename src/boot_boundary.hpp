@@ -30,7 +30,7 @@ inline bool clock_restarted(double earlier, double later) {
 // A test holds the two directions to the same count on multi-boot logs.
 class ForwardBootTracker {
  public:
-  explicit ForwardBootTracker(LogFormat format) : format_(format) {}
+  ForwardBootTracker() = default;
 
   // Takes the next record in file order; `boot_rule` says the rules matched it with a kBoot
   // rule. Returns true when the record is the first sign of a new boot (the boot starts at this
@@ -42,7 +42,6 @@ class ForwardBootTracker {
   bool fresh() const;
   void mark(BootSign sign);
 
-  LogFormat format_;
   double earlier_monotonic_ = -1;
   BootSign last_sign_ = BootSign::kNone;
   unsigned long long kernel_lines_since_ = 0;

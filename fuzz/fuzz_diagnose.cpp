@@ -1,0 +1,32 @@
+// libFuzzer target: any bytes as a log, in every format, through the whole pipeline to JSON.
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#include "diagnose.hpp"
+#include "report_printers.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static const diskfault::RuleSet rules(diskfault::default_rules());
+  static const std::string path = [] {
+    char name[] = "/tmp/diskfault-fuzz.XXXXXX";
+    int fd = ::mkstemp(name);
+    ::close(fd);
+    return std::string(name);
+  }();
+  FILE* f = std::fopen(path.c_str(), "wb");
+  std::fwrite(data, 1, size, f);
+  std::fclose(f);
+  for (int format = -1; format < 6; ++format) {
+    diskfault::DiagnoseOptions options;
+    if (format >= 0) options.format = static_cast<diskfault::LogFormat>(format);
+    options.block_size = 7;  // many refills: the reader's seams get exercised too
+    auto report = diskfault::diagnose({path}, rules, options);
+    auto json = diskfault::format_json(report, "fuzz");
+    auto table = diskfault::format_table(report);
+    if (json.empty() || table.empty()) std::abort();
+  }
+  return 0;
+}
