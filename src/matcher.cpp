@@ -34,14 +34,18 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
 
   Match boundary;
   boundary.type = EventType::kBoot;
+  std::string boundary_text;  // owned: a held boundary outlives the reader's buffer
+  // A "Linux version" boundary is held until the next older line is read: when that line is the
+  // journal's "-- Boot <id> --" separator, the boot is named by it (the id is what tells one
+  // boot of a kernel from the next), not by the version line every such boot shares.
+  bool held = false;
   // Fills `boundary` for a boot that starts at `from_end`; the caller yields it.
-  auto make_boundary = [&](const Rule* rule, std::uint64_t from_end, std::string_view text,
-                           std::string_view time, const Captures& captures) {
+  auto make_boundary = [&](const Rule* rule, std::uint64_t from_end, std::string_view text) {
     boundary.rule = rule;
     boundary.from_end = from_end;
-    boundary.text = text;
-    boundary.time = time;
-    boundary.captures = captures;
+    boundary_text.assign(text);
+    boundary.text = boundary_text;
+
     any_boundary = true;
     kernel_lines_since = 0;
     late_clock_since = false;
@@ -50,6 +54,14 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
 
   while (auto line = reader.next()) {
     Record record = parse_line(format, line->text);
+    if (held) {
+      held = false;
+      if (record.kind == RecordKind::kBootSeparator) {
+        boundary_text.assign(line->text);
+        boundary.text = boundary_text;
+      }
+      want = co_yield boundary;
+    }
 
     if (record.kind == RecordKind::kContinuation) {
       if (record.message.starts_with("DEVICE=+scsi:")) {
@@ -64,7 +76,7 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
     if (record.kind == RecordKind::kBootSeparator) {
       // "-- Boot <id> --": the boot starts on the line after it, which the scan has passed.
       if ((!any_boundary || kernel_lines_since > 0) && want.wants(EventType::kBoot)) {
-        make_boundary(nullptr, line->from_end > 1 ? line->from_end - 1 : 1, line->text, {}, {});
+        make_boundary(nullptr, line->from_end > 1 ? line->from_end - 1 : 1, line->text);
         want = co_yield boundary;
       }
       later_monotonic = -1;
@@ -75,7 +87,7 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
       if (later_monotonic >= 0 && record.monotonic > later_monotonic + kClockRestartSlack &&
           (!any_boundary || late_clock_since) && want.wants(EventType::kBoot)) {
         // The clock started again: the later boot began at the line kept below.
-        make_boundary(nullptr, boot_first_from_end, boot_first_line, {}, {});
+        make_boundary(nullptr, boot_first_from_end, boot_first_line);
         want = co_yield boundary;
       }
       later_monotonic = record.monotonic;
@@ -91,8 +103,8 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
     const Rule* rule = hit ? &rules.rules()[hit->rule] : nullptr;
     if (rule && rule->yields == EventType::kBoot) {
       if ((!any_boundary || kernel_lines_since > 0) && want.wants(EventType::kBoot)) {
-        make_boundary(rule, line->from_end, line->text, record.time, hit->captures);
-        want = co_yield boundary;
+        make_boundary(rule, line->from_end, line->text);
+        held = true;
       }
       continue;
     }
@@ -117,9 +129,10 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
     }
     want = co_yield match;
   }
+  if (held) want = co_yield boundary;
   if (content_since && want.wants(EventType::kBoot)) {
     // The start of the file ends the oldest boot; that boot's first line is not in the log.
-    make_boundary(nullptr, reader.line_count(), {}, {}, {});
+    make_boundary(nullptr, reader.line_count(), {});
     co_yield boundary;
   }
 }

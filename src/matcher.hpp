@@ -31,7 +31,9 @@ struct Match {
   Captures captures;          // a kmsg record's DEVICE=+scsi:H:C:T:L fills in a missing hctl
   std::uint64_t from_end = 0;  // the line's position counted from the end (1 = last line)
   std::string_view time;       // the line's timestamp as the log states it, or ""
-  std::string_view text;       // the whole line; for a boot boundary, the boot's first line
+  // The whole line. For a boot boundary: what names the boot, its journal "-- Boot <id> --"
+  // separator if it has one, else its first line ("" when the log starts inside the boot).
+  std::string_view text;
 };
 
 // Walks `reader` backwards, strips each line as `format` and runs `rules` over it, yielding every
@@ -42,5 +44,9 @@ struct Match {
 // rules are compiled once and shared by every source.
 SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat format,
                                        const RuleSet& rules);
+
+// A kmsg record's stamp (microseconds since boot, as the record writes it) as seconds with six
+// decimals ("1234.567890"), the form the other formats use.
+std::string kmsg_seconds(std::string_view usec);
 
 }  // namespace diskfault

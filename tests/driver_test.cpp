@@ -310,3 +310,17 @@ TEST_CASE("one drive seen in two boots reports each end in its own boot") {
   CHECK(report.drives[0].errors.last().boot == 2);
   CHECK(report.drives[0].hctl == "1:0:0:0");  // the newest presence's address
 }
+
+TEST_CASE("a journal boot is named by its separator, not by the version line all boots share") {
+  std::string log = "Nov 02 10:00:00 n kernel: Linux version 6.1.0 (a@b) #1\n"
+                    "Nov 02 10:00:05 n kernel: XFS (sda1): log I/O error -5\n"
+                    "-- Boot 4f2c0a1b2c3d4e5f60718293a4b5c6d7 --\n"
+                    "Nov 03 09:00:00 n kernel: Linux version 6.1.0 (a@b) #1\n"
+                    "Nov 03 09:00:05 n kernel: XFS (sdb1): log I/O error -5\n";
+  Report report = diagnose_text(log);
+  REQUIRE(report.drives.size() == 2);
+  CHECK(report.sources.at(0).boots == 2);
+  CHECK(report.drives[0].devices == std::vector<std::string>{"sdb"});
+  CHECK(report.drives[0].boot_key == "-- Boot 4f2c0a1b2c3d4e5f60718293a4b5c6d7 --");
+  CHECK(report.drives[1].boot_key == "Nov 02 10:00:00 n kernel: Linux version 6.1.0 (a@b) #1");
+}
