@@ -1,4 +1,5 @@
-// Atomic file replacement: temporary file in the same directory, fsync, rename, fsync the directory.
+// Atomic file replacement: temporary file in the same directory, fsync, rename, fsync the
+// directory.
 #include "atomic_file.hpp"
 
 #include <fcntl.h>

@@ -13,9 +13,15 @@ namespace diskfault {
 // Where a line is. While a source is being scanned only `from_end` is known; the report fills in
 // `line` (1-based from the start) once the source's line count is.
 struct Position {
+  Position() = default;
+  Position(std::size_t in_source, std::uint64_t at_from_end, std::uint64_t at_line, std::string stamp)
+      : source(in_source), from_end(at_from_end), line(at_line), time(std::move(stamp)) {}
+
   std::size_t source = 0;
   std::uint64_t from_end = 0;
   std::uint64_t line = 0;
+  std::uint32_t boot_from_end = 0;  // 0 = the source's last boot
+  std::uint32_t boot = 0;           // 1-based from the source's first boot, set by the report
   std::string time;  // as the log wrote it; "" when the line has no stamp
 
   // Older positions sort first: an earlier source, or further from the end of the same one.
@@ -46,7 +52,7 @@ class ErrorTally {
   // At most kEvidenceLimit lines, oldest first: the first error, the newest line of each kind,
   // then the newest lines.
   std::vector<Evidence> evidence() const;
-  // Rewrites every position with `fix` (used to turn from_end into line numbers).
+  // Rewrites every position with `fix` (used to tag boots and turn from_end into line numbers).
   template <typename Fix>
   void fix_positions(Fix fix) {
     if (first_) fix(first_->at);
@@ -85,6 +91,22 @@ struct Finding {
   std::uint32_t boot = 0;           // 1-based from the start, filled in by the report
   std::string boot_key;             // the boot's first line, where the log has it
   std::vector<std::string> notes;   // why a field is empty although the log mentions it
+  // Values the running host supplied (see host_enrich.hpp), by field name ("serial", "hctl",
+  // ...) -> where the host said it ("udev:b8:32 E:SCSI_IDENT_SERIAL"). Such a value's Stated
+  // position means nothing; values from the log have no entry here.
+  std::map<std::string, std::string> origin;
+  // Set when the host has another drive at this address than the log describes (swapped since
+  // the error): the host's facts were not used.
+  std::optional<std::string> host_mismatch;
+};
+
+// A drive beneath a stacked device, as the host sees it now: one of them may have caused the
+// stacked device's error.
+struct Suspect {
+  std::string device;  // the member as the stacked device lists it ("sdc1")
+  std::string disk;    // its whole disk ("sdc")
+  std::optional<std::string> hctl, vendor, model, serial, wwn, slot;
+  std::map<std::string, std::string> origin;  // field -> where the host said it
 };
 
 // Errors on a device the log cannot tie to a drive (dm-3, md0, an unknown name).
@@ -96,6 +118,10 @@ struct Unresolved {
   std::uint32_t boot_from_end = 0;
   std::uint32_t boot = 0;
   std::string boot_key;
+  // From the running host, for an error in its current boot (see host_enrich.hpp).
+  std::optional<std::string> mapper_name;     // device-mapper name, "vg0-data"
+  std::vector<Suspect> suspects;              // the drives beneath, by device
+  std::map<std::string, std::string> origin;  // field -> where the host said it
 };
 
 }  // namespace diskfault

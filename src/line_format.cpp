@@ -5,6 +5,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstdint>
 #include <cstdlib>
 
 namespace diskfault {
@@ -39,6 +40,29 @@ void skip_priority(std::string_view& s) {
 double parse_seconds(std::string_view s) {
   s = trim(s);
   if (s.empty() || !is_digit(s.front())) return -1;
+  // The usual "1234.567890" without from_chars (it runs on every line): with at most 15
+  // digits both the digits as an integer and the power of ten are exact doubles, and IEEE
+  // division rounds their quotient once, to the same nearest double that from_chars returns.
+  std::uint64_t digits = 0;
+  int count = 0, decimals = -1;
+  std::size_t i = 0;
+  for (; i < s.size() && count <= 15; ++i) {
+    char c = s[i];
+    if (is_digit(c)) {
+      digits = digits * 10 + static_cast<std::uint64_t>(c - '0');
+      ++count;
+      if (decimals >= 0) ++decimals;
+    } else if (c == '.' && decimals < 0) {
+      decimals = 0;
+    } else {
+      break;
+    }
+  }
+  if (i == s.size() && count <= 15) {
+    static constexpr double kPowers[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
+                                         1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    return static_cast<double>(digits) / kPowers[decimals < 0 ? 0 : decimals];
+  }
   double value = -1;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
   if (ec != std::errc() || end != s.data() + s.size()) return -1;

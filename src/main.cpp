@@ -11,6 +11,7 @@
 #include "check.hpp"
 #include "diagnose.hpp"
 #include "file_descriptor.hpp"
+#include "follow.hpp"
 #include "host_enrich.hpp"
 #include "line_format.hpp"
 #include "report_printers.hpp"
@@ -145,6 +146,33 @@ int run(int argc, char** argv) {
   check_cmd->add_flag("--no-default-rules", rule_options.no_defaults,
                       "Use only the rules given with --rules");
 
+  CLI::App* follow_cmd = app.add_subcommand(
+      "follow",
+      "Watch a live kernel log and report each disk fault as it is logged, one JSON object per "
+      "line (NDJSON).\nWith no LOG, follows the running kernel's log (/dev/kmsg). Runs until "
+      "SIGINT or SIGTERM (exit 0); SIGHUP reloads the rules and reopens the log.");
+  FollowOptions follow_options;
+  std::string quiet_period = "10m";
+  follow_cmd->add_option("LOG", follow_options.log,
+                         "Log file to follow like tail -F (it may not exist yet)");
+  follow_cmd->add_flag("--from-start", follow_options.from_start,
+                       "Also report the faults of the current boot already in the log");
+  follow_cmd->add_option("--exec", follow_options.exec_commands,
+                         "Run CMD (/bin/sh -c) per event: event JSON on stdin, DISKFAULT_* "
+                         "variables in the environment (repeatable)")
+      ->allow_extra_args(false);
+  follow_cmd->add_option("--textfile", follow_options.textfile_dir,
+                         "Keep DIR/diskfault.prom current (node_exporter's textfile collector)");
+  follow_cmd->add_option("--quiet-period", quiet_period,
+                         "One event per drive and error kind per period, with a count of what "
+                         "was folded in: 30s, 10m (default), 1h; 0 reports every line");
+  follow_cmd->add_option("--input-format", input_format, "Log format, as for the report");
+  follow_cmd->add_option("--rules", rule_options.files, "Extra rules file (JSON), as for the report")
+      ->check(CLI::ExistingFile)
+      ->allow_extra_args(false);
+  follow_cmd->add_flag("--no-default-rules", rule_options.no_defaults,
+                       "Use only the rules given with --rules");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -188,8 +216,28 @@ int run(int argc, char** argv) {
                                                   : CheckCommand::Output::kNagios;
     check.exit_style = exit_style == "npd" ? ExitStyle::kNpd : ExitStyle::kNagios;
     check.input_format = input_format;
+    check.host = host_options;
     // run_check reports its own failures as UNKNOWN (exit 3), so rules are built inside it.
     return run_check(check, [&] { return build_rules(rule_options); });
+  }
+
+  if (follow_cmd->parsed()) {
+    auto period = parse_duration(quiet_period);
+    if (!period) {
+      std::cerr << "diskfault: --quiet-period '" << quiet_period
+                << "' is not a duration such as 30s, 10m or 1h\n";
+      return kExitError;
+    }
+    follow_options.quiet_period = *period;
+    if (input_format != "auto") {
+      follow_options.format = parse_format_name(input_format);
+      if (!follow_options.format) {
+        std::cerr << "diskfault: unknown --input-format '" << input_format << "'\n";
+        return kExitError;
+      }
+    }
+    follow_options.load_rules = [&] { return build_rules(rule_options); };
+    return follow(follow_options);
   }
 
   DiagnoseOptions options;

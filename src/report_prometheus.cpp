@@ -1,4 +1,5 @@
-// The Prometheus printer: the report in the text exposition format, for node_exporter's textfile collector.
+// The Prometheus printer: the report in the text exposition format, for node_exporter's textfile
+// collector.
 #include <charconv>
 #include <map>
 #include <string>
@@ -16,9 +17,15 @@ std::string label_value(std::string_view raw) {
   std::string out;
   for (char c : valid_utf8(raw)) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
       default:
         out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
     }
@@ -44,7 +51,8 @@ std::string join(const std::vector<std::string>& items) {
 
 std::string number(double value) {
   char buffer[64];
-  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::fixed, 3);
+  auto [end, ec] =
+      std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::fixed, 3);
   return ec == std::errc() ? std::string(buffer, end) : "NaN";
 }
 
@@ -57,8 +65,9 @@ void family(std::string& out, const char* name, const char* type, const char* he
 
 std::string format_prometheus(const Report& report, double now_seconds) {
   // Two findings can carry the same labels (a drive without a serial, at the same address in two
-  // boots): a series may appear only once, or the collector rejects the whole file, so samples
-  // with equal labels are summed. The maps also give a fixed order whatever the report's.
+  // boots). A series may appear only once in an exposition: node_exporter keeps one of the
+  // duplicates and drops the rest (errors silently lost), so samples with equal labels are
+  // summed. The maps also give a fixed order whatever the report's.
   std::map<Labels, std::uint64_t> errors;
   std::map<Labels, int> info;
   for (const Finding& f : report.drives) {
@@ -67,18 +76,24 @@ std::string format_prometheus(const Report& report, double now_seconds) {
     std::string device = join(f.devices);
     std::string model = f.model ? f.model->value : "";
     for (const auto& [kind, n] : f.errors.by_kind()) {
-      errors[{{"serial", serial}, {"hctl", hctl}, {"device", device}, {"model", model},
+      errors[{{"serial", serial},
+              {"hctl", hctl},
+              {"device", device},
+              {"model", model},
               {"kind", kind}}] += n;
     }
-    info[{{"serial", serial},
-          {"hctl", hctl},
-          {"device", device},
-          {"model", model},
-          {"vendor", f.vendor ? f.vendor->value : ""},
-          {"wwn", f.wwn ? f.wwn->value : ""},
-          {"port", f.port.value_or("")},
-          {"controller", f.controller.value_or("")},
-          {"slot", f.slot ? f.slot->value : ""}}] = 1;
+    // The four labels of the error series always; the rest only where the log states them.
+    Labels identity{{"serial", serial}, {"hctl", hctl}, {"device", device}, {"model", model}};
+    auto extra = [&](const char* name, const std::string& value) {
+      if (!value.empty()) identity.emplace_back(name, value);
+    };
+    extra("vendor", f.vendor ? f.vendor->value : "");
+    extra("wwn", f.wwn ? f.wwn->value : "");
+    extra("port", f.port.value_or(""));
+    extra("controller", f.controller.value_or(""));
+    extra("pci", f.pci ? f.pci->value : "");
+    extra("slot", f.slot ? f.slot->value : "");
+    info[identity] = 1;
   }
   std::uint64_t lines = 0;
   for (const SourceSummary& s : report.sources) lines += s.lines;
@@ -87,12 +102,13 @@ std::string format_prometheus(const Report& report, double now_seconds) {
   // Gauges, not counters: a count read from a log falls when the log rotates.
   family(out, "diskfault_drive_errors", "gauge",
          "Disk errors in the kernel log traced to one drive, by kind of error.");
-  for (const auto& [labels, n] : errors) out += "diskfault_drive_errors" + render(labels) + " " +
-                                                std::to_string(n) + "\n";
+  for (const auto& [labels, n] : errors)
+    out += "diskfault_drive_errors" + render(labels) + " " + std::to_string(n) + "\n";
   family(out, "diskfault_drive_info", "gauge",
          "Identity of each drive with errors in the kernel log; the value is always 1.");
   for (const auto& [labels, one] : info) out += "diskfault_drive_info" + render(labels) + " 1\n";
-  family(out, "diskfault_faulty_drives", "gauge", "Drives with at least one error in the kernel log.");
+  family(out, "diskfault_faulty_drives", "gauge",
+         "Drives with at least one error in the kernel log.");
   out += "diskfault_faulty_drives " + std::to_string(report.drives.size()) + "\n";
   family(out, "diskfault_unresolved_errors", "gauge",
          "Disk errors in the kernel log that cannot be tied to a drive.");

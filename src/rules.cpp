@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "line_format.hpp"
+#include "rule_prefilter.hpp"
 
 namespace diskfault {
 
@@ -142,6 +143,9 @@ struct RuleSet::Impl {
     std::string program;
     std::unique_ptr<RE2::Set> set;
     std::vector<std::size_t> rule_of;  // set index -> rule index
+    std::vector<std::string> patterns;  // for the prefilter
+    // Rules out most messages from their first bytes before the set runs (see RulePrefilter).
+    std::unique_ptr<RulePrefilter> prefilter;
   };
 
   std::vector<Rule> rules;
@@ -192,16 +196,19 @@ RuleSet::RuleSet(std::vector<Rule> rules) : impl_(std::make_unique<Impl>()) {
       if (a.program == rule.program) audience = &a;
     }
     if (!audience) {
-      impl_->audiences.push_back({rule.program, std::make_unique<RE2::Set>(options, RE2::ANCHOR_START), {}});
+      impl_->audiences.push_back(
+          {rule.program, std::make_unique<RE2::Set>(options, RE2::ANCHOR_START), {}, {}, {}});
       audience = &impl_->audiences.back();
     }
     std::string error;
     if (audience->set->Add(rule.pattern, &error) < 0) throw RulesError(where + ": " + error);
     audience->rule_of.push_back(i);
+    audience->patterns.push_back(rule.pattern);
     impl_->compiled.push_back(std::move(c));
   }
   for (auto& a : impl_->audiences) {
     if (!a.set->Compile()) throw RulesError("rules: the pattern set is too large to compile");
+    a.prefilter = std::make_unique<RulePrefilter>(a.patterns);
   }
 }
 
@@ -219,6 +226,7 @@ std::optional<RuleMatch> RuleSet::match(std::string_view message, std::string_vi
                                         bool kernel) const {
   const Impl::Audience* audience = impl_->audience(program, kernel);
   if (!audience) return std::nullopt;
+  if (!audience->prefilter->may_match(message)) return std::nullopt;
   thread_local std::vector<int> hits;
   hits.clear();
   if (!audience->set->Match(message, &hits)) return std::nullopt;

@@ -1,0 +1,384 @@
+// The prefilter's pattern analysis: a small reader of RE2 syntax that over-approximates prefixes.
+#include "rule_prefilter.hpp"
+
+#include <algorithm>
+#include <optional>
+
+namespace diskfault {
+namespace {
+
+using ByteSet = RulePrefilter::ByteSet;
+using Path = RulePrefilter::Path;
+
+constexpr std::size_t kDepth = RulePrefilter::kDepth;
+// Beyond this many ways through a fragment they are merged into one (a wider, still sound set).
+constexpr std::size_t kMaxPaths = 128;
+
+// One way through a fragment: the byte sets it consumes first, and whether what follows the
+// fragment comes right after them (`closed`) or after bytes the analysis stopped tracking.
+struct Way {
+  Path bytes;
+  bool closed = true;
+};
+using Fragment = std::vector<Way>;
+
+ByteSet range(unsigned char lo, unsigned char hi) {
+  ByteSet s;
+  for (unsigned c = lo; c <= hi; ++c) s.set(c);
+  return s;
+}
+ByteSet byte(unsigned char c) {
+  ByteSet s;
+  s.set(c);
+  return s;
+}
+ByteSet all_bytes() { return ByteSet().set(); }
+ByteSet digits() { return range('0', '9'); }
+ByteSet word() { return range('0', '9') | range('A', 'Z') | range('a', 'z') | byte('_'); }
+// RE2's \s is [\t\n\f\r ]; \v is added too, which only widens the set.
+ByteSet space() { return byte('\t') | byte('\n') | byte('\v') | byte('\f') | byte('\r') | byte(' '); }
+
+Fragment empty() { return Fragment{Way{}}; }
+Fragment one(const ByteSet& s) { return Fragment{Way{Path{s}, true}}; }
+// A character that may take several bytes in UTF-8: at least one byte, then untracked.
+Fragment wide() { return Fragment{Way{Path{all_bytes()}, false}}; }
+
+Fragment opened(Fragment f) {
+  for (Way& w : f) w.closed = false;
+  return f;
+}
+
+// Too many ways: one way as wide as all of them, as long as the shortest, and open.
+Fragment merged(const Fragment& f) {
+  std::size_t shortest = kDepth;
+  for (const Way& w : f) shortest = std::min(shortest, w.bytes.size());
+  Way m;
+  m.closed = false;
+  m.bytes.assign(shortest, ByteSet());
+  for (const Way& w : f) {
+    for (std::size_t i = 0; i < shortest; ++i) m.bytes[i] |= w.bytes[i];
+  }
+  return Fragment{m};
+}
+
+Fragment either(Fragment a, const Fragment& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a.size() > kMaxPaths ? merged(a) : a;
+}
+
+Fragment then(const Fragment& a, const Fragment& b) {
+  Fragment out;
+  for (const Way& x : a) {
+    if (!x.closed || x.bytes.size() >= kDepth) {
+      out.push_back(Way{x.bytes, false});
+      continue;
+    }
+    for (const Way& y : b) {
+      Way w{x.bytes, y.closed};
+      for (const ByteSet& s : y.bytes) {
+        if (w.bytes.size() == kDepth) {
+          w.closed = false;
+          break;
+        }
+        w.bytes.push_back(s);
+      }
+      out.push_back(std::move(w));
+    }
+  }
+  return out.size() > kMaxPaths ? merged(out) : out;
+}
+
+bool is_ascii_punct(char c) {
+  return (c >= '!' && c <= '/') || (c >= ':' && c <= '@') || (c >= '[' && c <= '`') ||
+         (c >= '{' && c <= '~');
+}
+
+// Recursive descent over the subset of RE2 syntax the rules use. Every method returns nullopt
+// when it meets something it does not follow; the caller then gives up on the whole pattern.
+class Reader {
+ public:
+  explicit Reader(std::string_view p) : p_(p) {}
+
+  std::optional<Fragment> pattern() {
+    auto f = alternation();
+    if (!f || i_ != p_.size()) return std::nullopt;
+    return f;
+  }
+
+ private:
+  bool done() const { return i_ >= p_.size(); }
+  char peek() const { return p_[i_]; }
+
+  std::optional<Fragment> alternation() {
+    auto f = sequence();
+    if (!f) return std::nullopt;
+    while (!done() && peek() == '|') {
+      ++i_;
+      auto g = sequence();
+      if (!g) return std::nullopt;
+      f = either(std::move(*f), *g);
+    }
+    return f;
+  }
+
+  std::optional<Fragment> sequence() {
+    Fragment f = empty();
+    while (!done() && peek() != '|' && peek() != ')') {
+      auto a = atom();
+      if (!a) return std::nullopt;
+      auto q = quantified(std::move(*a));
+      if (!q) return std::nullopt;
+      f = then(f, *q);
+    }
+    return f;
+  }
+
+  // Applies a repetition operator after an atom, if there is one.
+  std::optional<Fragment> quantified(Fragment a) {
+    if (done()) return a;
+    char c = peek();
+    if (c == '?' || c == '*' || c == '+') {
+      ++i_;
+      if (!done() && peek() == '?') ++i_;  // non-greedy: the same strings
+      if (c == '+') return opened(std::move(a));
+      return either(empty(), opened(std::move(a)));
+    }
+    if (c != '{') return a;
+    // {n}, {n,}, {n,m}; anything else after '{' is not followed.
+    std::size_t j = i_ + 1;
+    auto number = [&](int* out) {
+      std::size_t start = j;
+      *out = 0;
+      while (j < p_.size() && p_[j] >= '0' && p_[j] <= '9' && j - start < 6) {
+        *out = *out * 10 + (p_[j] - '0');
+        ++j;
+      }
+      return j > start;
+    };
+    int low = 0, high = 0;
+    if (!number(&low)) return std::nullopt;
+    if (j < p_.size() && p_[j] == ',') {
+      ++j;
+      if (j < p_.size() && p_[j] != '}' && !number(&high)) return std::nullopt;
+    }
+    if (j >= p_.size() || p_[j] != '}') return std::nullopt;
+    i_ = j + 1;
+    if (!done() && peek() == '?') ++i_;
+    if (low == 0) return either(empty(), opened(std::move(a)));
+    return opened(std::move(a));  // the first copy, then untracked
+  }
+
+  std::optional<Fragment> atom() {
+    char c = peek();
+    if (static_cast<unsigned char>(c) >= 0x80) return std::nullopt;  // multi-byte literal
+    switch (c) {
+      case '(':
+        return group();
+      case '[':
+        return char_class();
+      case '\\':
+        return escape();
+      case '.':
+        ++i_;
+        return wide();
+      case '^':
+      case '$':
+        ++i_;
+        return empty();  // zero-width
+      case '*':
+      case '+':
+      case '?':
+      case '{':
+      case ')':
+      case '|':
+        return std::nullopt;
+      default:
+        ++i_;
+        return one(byte(static_cast<unsigned char>(c)));
+    }
+  }
+
+  std::optional<Fragment> group() {
+    ++i_;  // '('
+    if (p_.substr(i_).starts_with("?:")) {
+      i_ += 2;
+    } else if (p_.substr(i_).starts_with("?P<")) {
+      std::size_t close = p_.find('>', i_);
+      if (close == std::string_view::npos) return std::nullopt;
+      i_ = close + 1;
+    } else if (!done() && peek() == '?') {
+      return std::nullopt;  // flags such as (?i) change what bytes match
+    }
+    auto f = alternation();
+    if (!f || done() || peek() != ')') return std::nullopt;
+    ++i_;
+    return f;
+  }
+
+  // A backslash sequence outside a class: a set of one-byte characters, a zero-width
+  // assertion, a wide class, or nullopt.
+  std::optional<Fragment> escape() {
+    ++i_;
+    if (done()) return std::nullopt;
+    char c = p_[i_++];
+    switch (c) {
+      case 'd': return one(digits());
+      case 'w': return one(word());
+      case 's': return one(space());
+      case 'D':
+      case 'S':
+      case 'W':
+        return wide();
+      case 'b':
+      case 'B':
+      case 'A':
+      case 'z':
+        return empty();
+      case 't': return one(byte('\t'));
+      case 'n': return one(byte('\n'));
+      case 'r': return one(byte('\r'));
+      case 'f': return one(byte('\f'));
+      case 'v': return one(byte('\v'));
+      case 'a': return one(byte('\a'));
+      default:
+        if (is_ascii_punct(c)) return one(byte(static_cast<unsigned char>(c)));
+        return std::nullopt;  // \x, \p, \Q, octal, ...: not followed
+    }
+  }
+
+  std::optional<Fragment> char_class() {
+    ++i_;  // '['
+    if (!done() && peek() == '^') return negated_class();
+    ByteSet set;
+    bool first = true;
+    for (;;) {
+      if (done()) return std::nullopt;
+      char c = peek();
+      if (c == ']' && !first) {
+        ++i_;
+        break;
+      }
+      first = false;
+      if (c == '[' && p_.substr(i_).starts_with("[:")) return std::nullopt;
+      std::optional<unsigned char> low = class_char(&set);
+      if (!low) {
+        if (wide_) return skip_class(false);
+        if (failed_) return std::nullopt;
+        continue;  // a class escape such as \d was added to `set`
+      }
+      if (i_ + 1 < p_.size() && peek() == '-' && p_[i_ + 1] != ']') {
+        ++i_;
+        ByteSet ignored;
+        std::optional<unsigned char> high = class_char(&ignored);
+        if (!high || *high < *low) return std::nullopt;
+        set |= range(*low, *high);
+      } else {
+        set.set(*low);
+      }
+    }
+    return one(set);
+  }
+
+  // [^...] may match any character outside the list, including multi-byte ones.
+  std::optional<Fragment> negated_class() {
+    ++i_;
+    return skip_class(true);
+  }
+
+  // Skips to the end of a class the analysis treats as wide.
+  std::optional<Fragment> skip_class(bool first) {
+    while (!done()) {
+      char c = p_[i_++];
+      if (c == '\\') {
+        ++i_;
+      } else if (c == '[' && !done() && peek() == ':') {
+        return std::nullopt;
+      } else if (c == ']' && !first) {
+        wide_ = false;
+        return wide();
+      }
+      first = false;
+    }
+    return std::nullopt;
+  }
+
+  // One character inside a class: returns it, or nullopt after adding a class escape to `set`
+  // (or setting wide_ / failed_).
+  std::optional<unsigned char> class_char(ByteSet* set) {
+    char c = p_[i_++];
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      failed_ = true;
+      return std::nullopt;
+    }
+    if (c != '\\') return static_cast<unsigned char>(c);
+    if (done()) {
+      failed_ = true;
+      return std::nullopt;
+    }
+    char e = p_[i_++];
+    switch (e) {
+      case 'd': *set |= digits(); return std::nullopt;
+      case 'w': *set |= word(); return std::nullopt;
+      case 's': *set |= space(); return std::nullopt;
+      case 'D':
+      case 'S':
+      case 'W':
+        wide_ = true;
+        return std::nullopt;
+      case 't': return static_cast<unsigned char>('\t');
+      case 'n': return static_cast<unsigned char>('\n');
+      case 'r': return static_cast<unsigned char>('\r');
+      case 'f': return static_cast<unsigned char>('\f');
+      case 'v': return static_cast<unsigned char>('\v');
+      case 'a': return static_cast<unsigned char>('\a');
+      default:
+        if (is_ascii_punct(e)) return static_cast<unsigned char>(e);
+        failed_ = true;
+        return std::nullopt;
+    }
+  }
+
+  std::string_view p_;
+  std::size_t i_ = 0;
+  bool wide_ = false;
+  bool failed_ = false;
+};
+
+}  // namespace
+
+bool RulePrefilter::analyse(std::string_view pattern, std::vector<Path>* paths) {
+  auto f = Reader(pattern).pattern();
+  if (!f) return false;
+  paths->clear();
+  for (Way& w : *f) paths->push_back(std::move(w.bytes));
+  return true;
+}
+
+RulePrefilter::RulePrefilter(const std::vector<std::string>& patterns) {
+  for (const std::string& pattern : patterns) {
+    std::vector<Path> paths;
+    if (!analyse(pattern, &paths)) {
+      admits_everything_ = true;
+      break;
+    }
+    for (Path& p : paths) {
+      if (p.empty() || p[0].all()) {  // no leading byte is required
+        admits_everything_ = true;
+        break;
+      }
+      if (std::find(paths_.begin(), paths_.end(), p) == paths_.end()) paths_.push_back(std::move(p));
+    }
+    if (admits_everything_) break;
+  }
+  if (admits_everything_) {
+    paths_.clear();
+    return;
+  }
+  for (std::uint32_t i = 0; i < paths_.size(); ++i) {
+    for (unsigned c = 0; c < 256; ++c) {
+      if (paths_[i][0].test(c)) by_first_[c].push_back(i);
+    }
+  }
+}
+
+}  // namespace diskfault

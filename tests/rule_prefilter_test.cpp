@@ -1,0 +1,207 @@
+// Tests of the rule prefilter: it never turns away a message that a rule matches.
+#include "rule_prefilter.hpp"
+
+#include <doctest/doctest.h>
+#include <re2/re2.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "line_format.hpp"
+#include "rules.hpp"
+
+using namespace diskfault;
+
+namespace {
+
+// The patterns of one audience of the built-in rules ("" = kernel), compiled one by one.
+struct Audience {
+  std::vector<std::string> patterns;
+  std::vector<std::unique_ptr<RE2>> regexes;
+};
+
+Audience audience(const std::string& program) {
+  Audience a;
+  for (const Rule& rule : default_rules()) {
+    if (rule.program != program) continue;
+    a.patterns.push_back(rule.pattern);
+    a.regexes.push_back(std::make_unique<RE2>(rule.pattern, RE2::Quiet));
+  }
+  return a;
+}
+
+bool any_matches(const Audience& a, const std::string& message) {
+  for (const auto& re : a.regexes) {
+    if (re->Match(message, 0, message.size(), RE2::ANCHOR_START, nullptr, 0)) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> sample_lines(const std::string& program) {
+  std::vector<std::string> lines;
+  for (const Rule& rule : default_rules()) {
+    if (rule.program != program) continue;
+    for (const RuleSample& s : rule.samples) lines.push_back(s.line);
+    for (const std::string& m : rule.near_misses) lines.push_back(m);
+  }
+  return lines;
+}
+
+// A copy of `line` damaged in one of a few ways that stay close to real text.
+std::string mutate(std::string line, std::mt19937& rng) {
+  auto pick = [&](std::size_t n) { return n ? static_cast<std::size_t>(rng() % n) : 0; };
+  const std::string alphabet = " []():.,-_/0123456789abcdefsdxXFSEtaATnvme\t\xc3\xa9";
+  switch (rng() % 5) {
+    case 0:
+      line.resize(pick(line.size() + 1));
+      break;
+    case 1:
+      if (!line.empty()) line[pick(line.size())] = alphabet[pick(alphabet.size())];
+      break;
+    case 2:
+      line.insert(pick(line.size() + 1), 1, alphabet[pick(alphabet.size())]);
+      break;
+    case 3:
+      if (!line.empty()) line.erase(pick(line.size()), 1);
+      break;
+    default:
+      line = std::string(1, alphabet[pick(alphabet.size())]) + line;
+      break;
+  }
+  return line;
+}
+
+// A random pattern over a small alphabet, using the constructs the analysis knows.
+std::string random_pattern(std::mt19937& rng, int depth) {
+  const std::vector<std::string> atoms{"a", "b", "c", "-", "\\d", "\\w", "\\s", "\\S", ".",
+                                       "[ab]", "[^a]", "[a-c1]", "\\-", "^", "$", "\\b"};
+  const std::vector<std::string> quantifiers{"", "", "", "?", "*", "+", "{2}", "{0,2}", "{1,}",
+                                             "??", "*?"};
+  std::string p;
+  int n = 1 + static_cast<int>(rng() % 4);
+  for (int i = 0; i < n; ++i) {
+    std::string atom;
+    if (depth > 0 && rng() % 4 == 0) {
+      atom = (rng() % 2 ? "(?:" : "(?P<g" + std::to_string(depth) + std::to_string(i) + ">") +
+             random_pattern(rng, depth - 1) + "|" + random_pattern(rng, depth - 1) + ")";
+    } else {
+      atom = atoms[rng() % atoms.size()];
+    }
+    std::string q = quantifiers[rng() % quantifiers.size()];
+    if (atom == "^" || atom == "$" || atom == "\\b") q.clear();
+    p += atom + q;
+  }
+  if (rng() % 5 == 0) p += "|" + random_pattern(rng, depth > 0 ? depth - 1 : 0);
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("the analysis follows every built-in kernel and smartd rule") {
+  CHECK_FALSE(RulePrefilter(audience("").patterns).admits_everything());
+  CHECK_FALSE(RulePrefilter(audience("smartd").patterns).admits_everything());
+}
+
+TEST_CASE("every sample and near miss that a rule matches passes the prefilter") {
+  for (const std::string program : {"", "smartd"}) {
+    Audience a = audience(program);
+    RulePrefilter filter(a.patterns);
+    for (const std::string& line : sample_lines(program)) {
+      if (any_matches(a, line)) CHECK_MESSAGE(filter.may_match(line), line);
+    }
+  }
+}
+
+TEST_CASE("damaged sample lines that a rule still matches pass the prefilter") {
+  std::mt19937 rng(7);
+  for (const std::string program : {"", "smartd"}) {
+    Audience a = audience(program);
+    RulePrefilter filter(a.patterns);
+    std::vector<std::string> lines = sample_lines(program);
+    int matched = 0;
+    for (int i = 0; i < 20000; ++i) {
+      std::string line = lines[rng() % lines.size()];
+      for (int k = 1 + static_cast<int>(rng() % 3); k > 0; --k) line = mutate(line, rng);
+      if (!any_matches(a, line)) continue;
+      ++matched;
+      if (!filter.may_match(line)) FAIL_CHECK("prefilter turns away a matching line: " << line);
+    }
+    CHECK(matched > 1000);  // the damage leaves many lines matching, so the check bites
+  }
+}
+
+TEST_CASE("every line of the project's test logs that a rule matches passes the prefilter") {
+  Audience kernel = audience("");
+  RulePrefilter filter(kernel.patterns);
+  const std::vector<LogFormat> formats{LogFormat::kDmesg, LogFormat::kSyslog,
+                                       LogFormat::kJournalMonotonic, LogFormat::kRfc5424,
+                                       LogFormat::kKmsg};
+  int lines = 0, matched = 0;
+  for (const auto& entry :
+       std::filesystem::recursive_directory_iterator(DISKFAULT_SOURCE_ROOT "/testdata")) {
+    if (!entry.is_regular_file() || entry.path().extension() != ".log") continue;
+    std::ifstream in(entry.path());
+    for (std::string line; std::getline(in, line);) {
+      ++lines;
+      for (LogFormat format : formats) {
+        std::string message(parse_line(format, line).message);
+        if (!any_matches(kernel, message)) continue;
+        ++matched;
+        CHECK_MESSAGE(filter.may_match(message), message);
+      }
+    }
+  }
+  CHECK(lines > 100);
+  CHECK(matched > 50);
+}
+
+TEST_CASE("random patterns: a string a pattern matches always passes its prefilter") {
+  std::mt19937 rng(11);
+  const std::string alphabet = "abc1- \xc3\xa9";
+  int followed = 0, checked = 0;
+  for (int i = 0; i < 1500; ++i) {
+    std::string pattern = random_pattern(rng, 2);
+    RE2 re(pattern, RE2::Quiet);
+    if (!re.ok()) continue;
+    RulePrefilter filter({pattern});
+    if (!filter.admits_everything()) ++followed;
+    for (int j = 0; j < 60; ++j) {
+      std::string text;
+      for (int k = static_cast<int>(rng() % 11); k > 0; --k) text += alphabet[rng() % alphabet.size()];
+      if (!re.Match(text, 0, text.size(), RE2::ANCHOR_START, nullptr, 0)) continue;
+      ++checked;
+      if (!filter.may_match(text)) {
+        FAIL_CHECK("pattern '" << pattern << "' matches '" << text << "' but the prefilter says no");
+      }
+    }
+  }
+  CHECK(followed > 300);
+  CHECK(checked > 3000);
+}
+
+TEST_CASE("a pattern the analysis does not follow makes the prefilter admit everything") {
+  for (const std::string pattern : {"(?i)xfs error", "\\x58FS", "\\pLx", "[[:alpha:]]x", "é",
+                                    ".*XFS", "(?:XFS|)"}) {
+    RulePrefilter filter({"^sd ", pattern});
+    CHECK_MESSAGE(filter.admits_everything(), pattern);
+    CHECK(filter.may_match("anything at all"));
+  }
+}
+
+TEST_CASE("the built-in rules' prefilter turns away everyday noise") {
+  RulePrefilter filter(audience("").patterns);
+  for (const std::string noise :
+       {"[UFW BLOCK] IN=eno1 OUT= MAC=00:11:22:33:44:55 SRC=192.0.2.1", "audit: type=1400",
+        "usb 1-1: new high-speed USB device number 2 using xhci_hcd",
+        "systemd[1]: Started Session 1 of User admin.", "IPv6: ADDRCONF(NETDEV_CHANGE): eth0",
+        "e1000e 0000:00:1f.6 eno1: NIC Link is Up", "br-0a1b: port 1(veth0) entered blocking state",
+        "kauditd_printk_skb: 12 callbacks suppressed", ""}) {
+    CHECK_FALSE_MESSAGE(filter.may_match(noise), noise);
+  }
+  CHECK(filter.may_match("XFS (sdc1): log I/O error -5"));
+  CHECK(filter.may_match("sd 2:0:0:0: [sdc] Attached SCSI disk"));
+}
