@@ -279,8 +279,9 @@ std::string plural(std::size_t n, const char* one, const char* many) {
 
 std::string kinds(const ErrorTally& t) {
   std::string out;
-  for (const auto& [kind, n] : t.by_kind())
+  for (const auto& [kind, n] : t.by_kind()) {
     out += (out.empty() ? "" : " ") + kind + ":" + std::to_string(n);
+  }
   return out;
 }
 
