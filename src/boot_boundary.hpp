@@ -1,4 +1,5 @@
-// What marks a reboot in a log: the clock rules shared by the backward matcher and the forward follower.
+// What marks a reboot in a log: the clock rules shared by the backward matcher and the forward
+// follower.
 #pragma once
 
 #include "line_format.hpp"

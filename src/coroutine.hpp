@@ -56,7 +56,8 @@ class [[nodiscard]] Generator {
     if (!handle_ || handle_.done()) return nullptr;
     handle_.promise().current_ = nullptr;
     handle_.resume();
-    if (auto error = std::exchange(handle_.promise().error_, nullptr)) std::rethrow_exception(error);
+    if (auto error = std::exchange(handle_.promise().error_, nullptr))
+      std::rethrow_exception(error);
     return handle_.done() ? nullptr : handle_.promise().current_;
   }
 

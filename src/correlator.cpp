@@ -9,7 +9,9 @@
 namespace diskfault {
 namespace {
 
-std::string_view capture(const Match& m, Field f) { return m.captures[static_cast<std::size_t>(f)]; }
+std::string_view capture(const Match& m, Field f) {
+  return m.captures[static_cast<std::size_t>(f)];
+}
 
 std::string link_of(std::string_view port) { return std::string(port.substr(0, port.find('.'))); }
 
@@ -155,8 +157,8 @@ void BootCorrelator::add(const Match& m) {
   if (!disk.empty()) fragment.names.insert(disk);
   if (!partition.empty()) fragment.partitions.insert(partition);
   const bool inquiry = !capture(m, Field::kVendor).empty();
-  for (Field f : {Field::kSerial, Field::kVendor, Field::kModel, Field::kWwn, Field::kPci,
-                  Field::kSlot}) {
+  for (Field f :
+       {Field::kSerial, Field::kVendor, Field::kModel, Field::kWwn, Field::kPci, Field::kSlot}) {
     fragment.facts.state(f, capture(m, f), at, inquiry);
   }
   if (m.type == EventType::kError) fragment.errors.add(m.rule->kind, at, m.text);

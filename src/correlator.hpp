@@ -1,4 +1,5 @@
-// Correlation: ties the errors of one boot to drives, by presence at a bus address, going backwards.
+// Correlation: ties the errors of one boot to drives, by presence at a bus address, going
+// backwards.
 #pragma once
 
 #include <cstdint>
@@ -68,8 +69,10 @@ class BootCorrelator {
   std::size_t source_;
   std::uint32_t segment_ = 0;  // counts boundaries passed, going backwards
   std::map<std::pair<Key, std::uint32_t>, Fragment> fragments_;
-  std::set<std::tuple<std::uint32_t, std::string, std::string>> bindings_;  // segment, disk, location
-  std::map<std::string, std::set<std::string>> port_locations_;  // libata port -> H:C:T:L (whole boot)
+  std::set<std::tuple<std::uint32_t, std::string, std::string>>
+      bindings_;  // segment, disk, location
+  std::map<std::string, std::set<std::string>>
+      port_locations_;                                     // libata port -> H:C:T:L (whole boot)
   std::map<std::string, std::set<std::string>> episodes_;  // open libata episode: link -> addresses
   std::vector<Boundary> boundaries_;
   std::map<std::string, Unresolved> unresolved_;

@@ -51,9 +51,9 @@ DeviceClass classify_device(std::string_view name) {
   if (numbered_with_part(name, "nvme", true) || numbered_with_part(name, "mmcblk", false)) {
     return DeviceClass::kDisk;
   }
-  for (std::string_view prefix : {std::string_view("loop"), std::string_view("ram"),
-                                  std::string_view("zram"), std::string_view("sr"),
-                                  std::string_view("fd"), std::string_view("nbd")}) {
+  for (std::string_view prefix :
+       {std::string_view("loop"), std::string_view("ram"), std::string_view("zram"),
+        std::string_view("sr"), std::string_view("fd"), std::string_view("nbd")}) {
     if (name.starts_with(prefix) && digits_only(name.substr(prefix.size()))) {
       return DeviceClass::kIgnored;
     }

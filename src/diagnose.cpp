@@ -26,9 +26,9 @@ Report diagnose(const std::vector<std::string>& paths, const RuleSet& rules,
   for (const std::string& path : paths) {
     Source source = open_source(path);
     LogFormat format = source.live_kernel_log ? LogFormat::kKmsg
-                       : options.format       ? *options.format
-                                              : detect_source_format(source.fd.get(), source.size,
-                                                                     source.name);
+                       : options.format
+                           ? *options.format
+                           : detect_source_format(source.fd.get(), source.size, source.name);
     std::size_t index = builder.add_source(source.name, std::string(format_name(format)));
     ReverseLineReader reader(source.fd.get(), source.size, source.name, options.block_size);
     TraceStats stats;

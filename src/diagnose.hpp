@@ -1,4 +1,5 @@
-// The library's front door: logs in, report out (source -> reader -> format -> rules -> correlation).
+// The library's front door: logs in, report out (source -> reader -> format -> rules ->
+// correlation).
 #pragma once
 
 #include <optional>

@@ -1,4 +1,5 @@
-// An owned file descriptor and the few system calls diskfault makes on it, with errno as exceptions.
+// An owned file descriptor and the few system calls diskfault makes on it, with errno as
+// exceptions.
 #pragma once
 
 #include <sys/types.h>

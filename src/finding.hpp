@@ -1,4 +1,5 @@
-// The result model: what the log says about one drive's errors (one presence) or an unresolved device.
+// The result model: what the log says about one drive's errors (one presence) or an unresolved
+// device.
 #pragma once
 
 #include <cstddef>
@@ -14,7 +15,8 @@ namespace diskfault {
 // `line` (1-based from the start) once the source's line count is.
 struct Position {
   Position() = default;
-  Position(std::size_t in_source, std::uint64_t at_from_end, std::uint64_t at_line, std::string stamp)
+  Position(std::size_t in_source, std::uint64_t at_from_end, std::uint64_t at_line,
+           std::string stamp)
       : source(in_source), from_end(at_from_end), line(at_line), time(std::move(stamp)) {}
 
   std::size_t source = 0;
@@ -22,7 +24,7 @@ struct Position {
   std::uint64_t line = 0;
   std::uint32_t boot_from_end = 0;  // 0 = the source's last boot
   std::uint32_t boot = 0;           // 1-based from the source's first boot, set by the report
-  std::string time;  // as the log wrote it; "" when the line has no stamp
+  std::string time;                 // as the log wrote it; "" when the line has no stamp
 
   // Older positions sort first: an earlier source, or further from the end of the same one.
   bool older_than(const Position& other) const {
@@ -65,8 +67,8 @@ class ErrorTally {
 
   std::uint64_t total_ = 0;
   std::map<std::string, std::uint64_t> by_kind_;
-  std::optional<Evidence> first_;                // the oldest error
-  std::vector<Evidence> newest_;                 // newest first, at most kEvidenceLimit
+  std::optional<Evidence> first_;  // the oldest error
+  std::vector<Evidence> newest_;   // newest first, at most kEvidenceLimit
   std::map<std::string, Evidence> newest_by_kind_;
 };
 

@@ -353,8 +353,8 @@ Consumer<FoldInput> fold_stage(Follower* f, Consumer<Published>* next) {
           next->push(Published{published, report});
           std::string key = fold_key(item, f->correlator.boot());
           if (f->quiet_period.count() > 0) {
-            windows.insert_or_assign({key, kind}, Window{now + f->quiet_period, 0, {}, {}, 0,
-                                                         published});
+            windows.insert_or_assign({key, kind},
+                                     Window{now + f->quiet_period, 0, {}, {}, 0, published});
           }
         }
       };
@@ -518,8 +518,8 @@ int follow(const FollowOptions& options) {
                       }),
       options.queue_capacity, say));
   for (const std::string& command : options.exec_commands) {
-    sinks.push_back(std::make_unique<QueuedSink>(exec_delivery(command, say),
-                                                 options.queue_capacity, say));
+    sinks.push_back(
+        std::make_unique<QueuedSink>(exec_delivery(command, say), options.queue_capacity, say));
   }
   if (!options.textfile_dir.empty()) {
     sinks.push_back(std::make_unique<QueuedSink>(textfile_delivery(options.textfile_dir), 1, say));

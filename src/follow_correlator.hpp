@@ -73,7 +73,7 @@ class FollowCorrelator {
   std::string source_name_, format_name_;
   std::string boot_key_;
   std::uint32_t boot_ = 1;
-  std::map<std::uint64_t, RetainedMatch> matches_;            // by line number
+  std::map<std::uint64_t, RetainedMatch> matches_;              // by line number
   std::map<std::string, std::deque<std::uint64_t>> by_entity_;  // entity -> its line numbers
   std::uint64_t let_go_ = 0;
   std::string newest_entity_;

@@ -13,9 +13,12 @@ using nlohmann::ordered_json;
 
 std::string_view reason_name(FollowEvent::Reason reason) {
   switch (reason) {
-    case FollowEvent::Reason::kError: return "error";
-    case FollowEvent::Reason::kRepeats: return "repeats";
-    case FollowEvent::Reason::kBacklog: return "backlog";
+    case FollowEvent::Reason::kError:
+      return "error";
+    case FollowEvent::Reason::kRepeats:
+      return "repeats";
+    case FollowEvent::Reason::kBacklog:
+      return "backlog";
   }
   return "?";
 }
@@ -28,7 +31,7 @@ std::string rfc3339_utc(double seconds) {
     millis = 0;
   }
   std::time_t t = static_cast<std::time_t>(whole);
-  std::tm tm {};
+  std::tm tm{};
   ::gmtime_r(&t, &tm);
   char text[40];
   std::size_t n = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);

@@ -1,4 +1,5 @@
-// A fault event of follow mode and its two outward forms: an NDJSON line and a command's environment.
+// A fault event of follow mode and its two outward forms: an NDJSON line and a command's
+// environment.
 #pragma once
 
 #include <cstdint>
@@ -19,13 +20,13 @@ struct FollowEvent {
     kBacklog,  // --from-start: errors already in the log when following began
   };
   Reason reason = Reason::kError;
-  std::string kind;                // the error kind ("xfs", "medium", ...)
-  std::string line;                // the line that triggered the event (the newest folded one)
-  std::string time;                // its timestamp as the log writes it, or ""
-  std::uint64_t line_number = 0;   // its number in the followed stream
-  std::uint64_t count = 1;         // error lines of this drive and kind the event stands for
-  double detected_at = 0;          // seconds since the epoch when the event was made
-  std::string log;                 // the followed log's name
+  std::string kind;               // the error kind ("xfs", "medium", ...)
+  std::string line;               // the line that triggered the event (the newest folded one)
+  std::string time;               // its timestamp as the log writes it, or ""
+  std::uint64_t line_number = 0;  // its number in the followed stream
+  std::uint64_t count = 1;        // error lines of this drive and kind the event stands for
+  double detected_at = 0;         // seconds since the epoch when the event was made
+  std::string log;                // the followed log's name
   // Exactly one of these: the drive as the report would describe it now (its errors are those
   // of the current boot), or the device the log cannot tie to a drive.
   std::optional<Finding> drive;

@@ -119,8 +119,8 @@ class ExecDelivery final : public Delivery {
     posix_spawnattr_setsigmask(&attr, &none);  // the follower blocks signals it reads by signalfd
     posix_spawnattr_setsigdefault(&attr, &defaults);  // and ignores SIGPIPE
     posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                        POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setflags(
+        &attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
     pid_t pid = 0;
     int error = ::posix_spawn(&pid, argv[0], &actions, &attr, argv, envp.data());
     posix_spawn_file_actions_destroy(&actions);

@@ -1,4 +1,5 @@
-// Follow mode's sinks: standard output, --exec commands and the Prometheus textfile, each behind a queue.
+// Follow mode's sinks: standard output, --exec commands and the Prometheus textfile, each behind a
+// queue.
 #pragma once
 
 #include <chrono>

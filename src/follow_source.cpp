@@ -84,13 +84,15 @@ class LineSplitter {
 
 class FileFollower final : public FollowSource {
  public:
-  FileFollower(std::string path, Notice notice) : path_(std::move(path)), notice_(std::move(notice)) {
+  FileFollower(std::string path, Notice notice)
+      : path_(std::move(path)), notice_(std::move(notice)) {
     std::size_t slash = path_.rfind('/');
     std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path_.substr(0, slash);
     inotify_ = FileDescriptor(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
     if (!inotify_.valid()) throw_errno("cannot watch", path_);
     // The directory tells when the name is created or a file is renamed onto it.
-    if (::inotify_add_watch(inotify_.get(), dir.c_str(), IN_CREATE | IN_MOVED_TO | IN_ONLYDIR) < 0) {
+    if (::inotify_add_watch(inotify_.get(), dir.c_str(), IN_CREATE | IN_MOVED_TO | IN_ONLYDIR) <
+        0) {
       throw_errno("cannot watch the directory", dir);
     }
     if (open_by_name()) {
@@ -232,9 +234,10 @@ class KmsgFollower final : public FollowSource {
     int fd = ::open(kKernelLogPath, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
       if (errno == EPERM || errno == EACCES) {
-        throw std::system_error(errno, std::generic_category(),
-                                std::string("cannot read the kernel log ") + kKernelLogPath +
-                                    " (run as root, or follow a log file such as /var/log/kern.log)");
+        throw std::system_error(
+            errno, std::generic_category(),
+            std::string("cannot read the kernel log ") + kKernelLogPath +
+                " (run as root, or follow a log file such as /var/log/kern.log)");
       }
       throw_errno("cannot open", kKernelLogPath);
     }
@@ -312,9 +315,11 @@ std::uint64_t count_lines(int fd, off_t size, const std::string& name) {
   off_t offset = 0;
   char last = '\n';
   while (offset < size) {
-    std::size_t length = static_cast<std::size_t>(std::min<off_t>(size - offset, static_cast<off_t>(block.size())));
+    std::size_t length =
+        static_cast<std::size_t>(std::min<off_t>(size - offset, static_cast<off_t>(block.size())));
     pread_exact(fd, block.data(), length, offset, name);
-    lines += static_cast<std::uint64_t>(std::count(block.begin(), block.begin() + static_cast<std::ptrdiff_t>(length), '\n'));
+    lines += static_cast<std::uint64_t>(
+        std::count(block.begin(), block.begin() + static_cast<std::ptrdiff_t>(length), '\n'));
     last = block[length - 1];
     offset += static_cast<off_t>(length);
   }

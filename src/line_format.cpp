@@ -59,7 +59,7 @@ double parse_seconds(std::string_view s) {
     }
   }
   if (i == s.size() && count <= 15) {
-    static constexpr double kPowers[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
+    static constexpr double kPowers[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                          1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
     return static_cast<double>(digits) / kPowers[decimals < 0 ? 0 : decimals];
   }
@@ -139,8 +139,9 @@ bool journal_marker(std::string_view line, Record& r) {
   if (!line.starts_with("-- ")) return false;
   r.message = line;
   r.kernel = false;
-  r.kind = line.starts_with("-- Boot ") || line.starts_with("-- Reboot --") ? RecordKind::kBootSeparator
-                                                                           : RecordKind::kMeta;
+  r.kind = line.starts_with("-- Boot ") || line.starts_with("-- Reboot --")
+               ? RecordKind::kBootSeparator
+               : RecordKind::kMeta;
   return true;
 }
 
@@ -149,8 +150,8 @@ Record parse_syslog(std::string_view line) {
   if (journal_marker(line, r)) return r;
   std::string_view rest = line;
   skip_priority(rest);
-  if (rest.size() >= 16 && rest[3] == ' ' && rest[6] == ' ' && rest[9] == ':' &&
-      rest[12] == ':' && rest[15] == ' ') {
+  if (rest.size() >= 16 && rest[3] == ' ' && rest[6] == ' ' && rest[9] == ':' && rest[12] == ':' &&
+      rest[15] == ' ') {
     r.time = rest.substr(0, 15);  // "Nov 22 02:43:01"
     rest.remove_prefix(16);
   } else if (rest.size() > 11 && is_digit(rest[0]) && rest[4] == '-' && rest[10] == 'T') {

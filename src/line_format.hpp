@@ -9,12 +9,12 @@
 namespace diskfault {
 
 enum class LogFormat {
-  kDmesg,              // "[ 1234.567890] msg", "<3>[ 1234.567890] msg" (dmesg -r), or bare "msg"
-  kDmesgCtime,         // "[Sun Nov 22 02:43:01 2026] msg" (dmesg -T)
-  kSyslog,             // "Nov 22 02:43:01 host kernel: msg", ISO time, journalctl -k / -o short-iso
-  kJournalMonotonic,   // "[ 1234.567890] host kernel: msg" (journalctl -o short-monotonic)
-  kRfc5424,            // "<6>1 2026-11-22T02:43:01.1+00:00 host kernel - - - msg"
-  kKmsg,               // "6,1234,5678901,-;msg" with " KEY=value" continuation lines (/dev/kmsg)
+  kDmesg,             // "[ 1234.567890] msg", "<3>[ 1234.567890] msg" (dmesg -r), or bare "msg"
+  kDmesgCtime,        // "[Sun Nov 22 02:43:01 2026] msg" (dmesg -T)
+  kSyslog,            // "Nov 22 02:43:01 host kernel: msg", ISO time, journalctl -k / -o short-iso
+  kJournalMonotonic,  // "[ 1234.567890] host kernel: msg" (journalctl -o short-monotonic)
+  kRfc5424,           // "<6>1 2026-11-22T02:43:01.1+00:00 host kernel - - - msg"
+  kKmsg,              // "6,1234,5678901,-;msg" with " KEY=value" continuation lines (/dev/kmsg)
 };
 
 // The name used by --input-format and in the report ("dmesg", "dmesg-T", "syslog",
@@ -25,7 +25,8 @@ std::optional<LogFormat> parse_format_name(std::string_view name);
 
 enum class RecordKind {
   kMessage,        // an ordinary line
-  kBootSeparator,  // journalctl's "-- Boot 4f2c... --" or "-- Reboot --": a new boot starts after it
+  kBootSeparator,  // journalctl's "-- Boot 4f2c... --" or "-- Reboot --": a new boot starts after
+                   // it
   kMeta,           // other journalctl "-- ... --" lines
   kContinuation,   // a kmsg dictionary line (" SUBSYSTEM=scsi", " DEVICE=+scsi:2:0:0:0")
 };

@@ -43,7 +43,8 @@ RuleSet build_rules(const RuleOptions& options) {
     auto defaults = default_rules();
     rules.insert(rules.end(), defaults.begin(), defaults.end());
   }
-  if (rules.empty()) throw RulesError("no rules: --no-default-rules needs at least one --rules FILE");
+  if (rules.empty())
+    throw RulesError("no rules: --no-default-rules needs at least one --rules FILE");
   return RuleSet(std::move(rules));
 }
 
@@ -54,14 +55,22 @@ void emit(const std::string& text) {
 
 std::string_view event_name(EventType type) {
   switch (type) {
-    case EventType::kError: return "error";
-    case EventType::kBoot: return "boot";
-    case EventType::kAppear: return "appear";
-    case EventType::kAttach: return "attach";
-    case EventType::kDetach: return "detach";
-    case EventType::kFact: return "fact";
-    case EventType::kEpisodeStart: return "episode-start";
-    case EventType::kEpisodeEnd: return "episode-end";
+    case EventType::kError:
+      return "error";
+    case EventType::kBoot:
+      return "boot";
+    case EventType::kAppear:
+      return "appear";
+    case EventType::kAttach:
+      return "attach";
+    case EventType::kDetach:
+      return "detach";
+    case EventType::kFact:
+      return "fact";
+    case EventType::kEpisodeStart:
+      return "episode-start";
+    case EventType::kEpisodeEnd:
+      return "episode-end";
   }
   return "?";
 }
@@ -108,7 +117,8 @@ int run(int argc, char** argv) {
   // For tests: the running kernel's boot id, matched against a journal's "-- Boot <id> --".
   app.add_option("--boot-id-file", host_options.boot_id_file)->group("");
 
-  CLI::App* rules_cmd = app.add_subcommand("rules", "List the rules in force, or check a rules file");
+  CLI::App* rules_cmd =
+      app.add_subcommand("rules", "List the rules in force, or check a rules file");
   std::string check_file;
   bool list = false;
   rules_cmd->add_option("--check", check_file,
@@ -135,9 +145,10 @@ int run(int argc, char** argv) {
                         "Also write the Prometheus metrics to DIR/diskfault.prom, atomically");
   check_cmd->add_flag("--remind", check.remind,
                       "Known faulty drives still in the log make the status WARNING, not OK");
-  check_cmd->add_option("--exit-style", exit_style,
-                        "Exit codes: nagios (default: 0/1/2/3) or npd (node-problem-detector: "
-                        "0 OK, 1 problem, 2 unknown)")
+  check_cmd
+      ->add_option("--exit-style", exit_style,
+                   "Exit codes: nagios (default: 0/1/2/3) or npd (node-problem-detector: "
+                   "0 OK, 1 problem, 2 unknown)")
       ->check(CLI::IsMember({"nagios", "npd"}));
   check_cmd->add_option("--input-format", input_format, "Log format, as for the report");
   check_cmd->add_option("--rules", rule_options.files, "Extra rules file (JSON), as for the report")
@@ -157,9 +168,10 @@ int run(int argc, char** argv) {
                          "Log file to follow like tail -F (it may not exist yet)");
   follow_cmd->add_flag("--from-start", follow_options.from_start,
                        "Also report the faults of the current boot already in the log");
-  follow_cmd->add_option("--exec", follow_options.exec_commands,
-                         "Run CMD (/bin/sh -c) per event: event JSON on stdin, DISKFAULT_* "
-                         "variables in the environment (repeatable)")
+  follow_cmd
+      ->add_option("--exec", follow_options.exec_commands,
+                   "Run CMD (/bin/sh -c) per event: event JSON on stdin, DISKFAULT_* "
+                   "variables in the environment (repeatable)")
       ->allow_extra_args(false);
   follow_cmd->add_option("--textfile", follow_options.textfile_dir,
                          "Keep DIR/diskfault.prom current (node_exporter's textfile collector)");
@@ -167,7 +179,8 @@ int run(int argc, char** argv) {
                          "One event per drive and error kind per period, with a count of what "
                          "was folded in: 30s, 10m (default), 1h; 0 reports every line");
   follow_cmd->add_option("--input-format", input_format, "Log format, as for the report");
-  follow_cmd->add_option("--rules", rule_options.files, "Extra rules file (JSON), as for the report")
+  follow_cmd
+      ->add_option("--rules", rule_options.files, "Extra rules file (JSON), as for the report")
       ->check(CLI::ExistingFile)
       ->allow_extra_args(false);
   follow_cmd->add_flag("--no-default-rules", rule_options.no_defaults,
@@ -191,7 +204,8 @@ int run(int argc, char** argv) {
       RuleSet rules(load_rules_file(check_file));
       auto problems = rules.check_samples();
       if (problems.empty()) {
-        emit(check_file + ": " + std::to_string(rules.rules().size()) + " rules, all samples pass\n");
+        emit(check_file + ": " + std::to_string(rules.rules().size()) +
+             " rules, all samples pass\n");
         return kExitClean;
       }
       std::string out;
@@ -204,7 +218,8 @@ int run(int argc, char** argv) {
     for (const Rule& r : rules.rules()) {
       out += r.name + "\t" + std::string(event_name(r.yields));
       out += "\t" + (r.kind.empty() ? std::string("-") : r.kind);
-      out += "\t" + (r.program.empty() ? std::string("kernel") : r.program) + "\t" + r.pattern + "\n";
+      out +=
+          "\t" + (r.program.empty() ? std::string("kernel") : r.program) + "\t" + r.pattern + "\n";
     }
     emit(out);
     return kExitClean;

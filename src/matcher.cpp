@@ -1,4 +1,5 @@
-// The matcher coroutine: format -> rules for every line, boot boundaries from the clock and separators.
+// The matcher coroutine: format -> rules for every line, boot boundaries from the clock and
+// separators.
 #include "matcher.hpp"
 
 #include <cstdio>

@@ -28,7 +28,7 @@ struct Match {
   // The rule that matched, or nullptr for a boot boundary found without one (a journal
   // "-- Boot --" separator, or a monotonic clock that started again).
   const Rule* rule = nullptr;
-  Captures captures;          // a kmsg record's DEVICE=+scsi:H:C:T:L fills in a missing hctl
+  Captures captures;           // a kmsg record's DEVICE=+scsi:H:C:T:L fills in a missing hctl
   std::uint64_t from_end = 0;  // the line's position counted from the end (1 = last line)
   std::string_view time;       // the line's timestamp as the log states it, or ""
   // The whole line. For a boot boundary: what names the boot, its journal "-- Boot <id> --"

@@ -19,10 +19,10 @@ struct SourceSummary {
 
 struct Report {
   std::vector<SourceSummary> sources;
-  std::vector<Finding> drives;          // most recently seen first
-  std::vector<Unresolved> unresolved;   // most recently seen first
+  std::vector<Finding> drives;         // most recently seen first
+  std::vector<Unresolved> unresolved;  // most recently seen first
 
-  std::uint64_t error_count() const;       // all errors, drives and unresolved
+  std::uint64_t error_count() const;  // all errors, drives and unresolved
   std::uint64_t unresolved_errors() const;
 };
 

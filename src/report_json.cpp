@@ -1,7 +1,8 @@
 // The JSON printer: the report as schema version 1.
+#include "report_json.hpp"
+
 #include <nlohmann/json.hpp>
 
-#include "report_json.hpp"
 #include "report_printers.hpp"
 
 namespace diskfault {
@@ -36,7 +37,8 @@ ordered_json errors(const ErrorTally& tally) {
 ordered_json evidence(const ErrorTally& tally) {
   ordered_json list = ordered_json::array();
   for (const Evidence& e : tally.evidence()) {
-    list.push_back({{"source", e.at.source}, {"line", e.at.line}, {"kind", e.kind}, {"text", e.text}});
+    list.push_back(
+        {{"source", e.at.source}, {"line", e.at.line}, {"kind", e.kind}, {"text", e.text}});
   }
   return list;
 }

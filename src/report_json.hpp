@@ -1,4 +1,5 @@
-// The JSON shape of one drive and of one unresolved device, shared by the report and follow's events.
+// The JSON shape of one drive and of one unresolved device, shared by the report and follow's
+// events.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -49,8 +49,9 @@ std::string format_table(const Report& report) {
     std::string bus = f.hctl ? *f.hctl : f.controller ? *f.controller : f.port ? *f.port : "-";
     std::string model = f.model ? f.model->value : "-";
     if (f.vendor && f.model) model = f.vendor->value + " " + model;
-    rows.push_back({f.serial ? f.serial->value : "-", bus, f.devices.empty() ? "-" : join(f.devices),
-                    model, kinds(f.errors), seen(f.errors.last())});
+    rows.push_back({f.serial ? f.serial->value : "-", bus,
+                    f.devices.empty() ? "-" : join(f.devices), model, kinds(f.errors),
+                    seen(f.errors.last())});
   }
   for (const Unresolved& u : report.unresolved) {
     rows.push_back({"(unresolved)", "-", u.device, "-", kinds(u.errors), seen(u.errors.last())});

@@ -1,9 +1,9 @@
 // The reverse line reader: memrchr over blocks read backwards, a partial line carried between them.
 #include "reverse_line_reader.hpp"
 
-#include <algorithm>
 #include <string.h>  // memrchr (a GNU extension, not in <cstring>)
 
+#include <algorithm>
 #include <cstring>
 
 #include "file_descriptor.hpp"
@@ -11,7 +11,9 @@
 namespace diskfault {
 
 ReverseLineReader::ReverseLineReader(int fd, off_t size, std::string name, std::size_t block_size)
-    : fd_(fd), name_(std::move(name)), block_size_(std::max<std::size_t>(block_size, 1)),
+    : fd_(fd),
+      name_(std::move(name)),
+      block_size_(std::max<std::size_t>(block_size, 1)),
       offset_(size) {}
 
 // Prepends the block that precedes buffer_[0] in the file, keeping the unread partial line.

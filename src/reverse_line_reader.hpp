@@ -51,7 +51,7 @@ class ReverseLineReader {
   std::string name_;
   std::size_t block_size_;
   std::vector<char> buffer_;
-  off_t offset_;           // file offset of buffer_[0]
+  off_t offset_;            // file offset of buffer_[0]
   std::size_t cursor_ = 0;  // buffer_[0, cursor_) is not handed out yet
   bool started_ = false;
   bool finished_ = false;

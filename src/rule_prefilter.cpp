@@ -36,7 +36,9 @@ ByteSet all_bytes() { return ByteSet().set(); }
 ByteSet digits() { return range('0', '9'); }
 ByteSet word() { return range('0', '9') | range('A', 'Z') | range('a', 'z') | byte('_'); }
 // RE2's \s is [\t\n\f\r ]; \v is added too, which only widens the set.
-ByteSet space() { return byte('\t') | byte('\n') | byte('\v') | byte('\f') | byte('\r') | byte(' '); }
+ByteSet space() {
+  return byte('\t') | byte('\n') | byte('\v') | byte('\f') | byte('\r') | byte(' ');
+}
 
 Fragment empty() { return Fragment{Way{}}; }
 Fragment one(const ByteSet& s) { return Fragment{Way{Path{s}, true}}; }
@@ -222,9 +224,12 @@ class Reader {
     if (done()) return std::nullopt;
     char c = p_[i_++];
     switch (c) {
-      case 'd': return one(digits());
-      case 'w': return one(word());
-      case 's': return one(space());
+      case 'd':
+        return one(digits());
+      case 'w':
+        return one(word());
+      case 's':
+        return one(space());
       case 'D':
       case 'S':
       case 'W':
@@ -234,12 +239,18 @@ class Reader {
       case 'A':
       case 'z':
         return empty();
-      case 't': return one(byte('\t'));
-      case 'n': return one(byte('\n'));
-      case 'r': return one(byte('\r'));
-      case 'f': return one(byte('\f'));
-      case 'v': return one(byte('\v'));
-      case 'a': return one(byte('\a'));
+      case 't':
+        return one(byte('\t'));
+      case 'n':
+        return one(byte('\n'));
+      case 'r':
+        return one(byte('\r'));
+      case 'f':
+        return one(byte('\f'));
+      case 'v':
+        return one(byte('\v'));
+      case 'a':
+        return one(byte('\a'));
       default:
         if (is_ascii_punct(c)) return one(byte(static_cast<unsigned char>(c)));
         return std::nullopt;  // \x, \p, \Q, octal, ...: not followed
@@ -317,20 +328,32 @@ class Reader {
     }
     char e = p_[i_++];
     switch (e) {
-      case 'd': *set |= digits(); return std::nullopt;
-      case 'w': *set |= word(); return std::nullopt;
-      case 's': *set |= space(); return std::nullopt;
+      case 'd':
+        *set |= digits();
+        return std::nullopt;
+      case 'w':
+        *set |= word();
+        return std::nullopt;
+      case 's':
+        *set |= space();
+        return std::nullopt;
       case 'D':
       case 'S':
       case 'W':
         wide_ = true;
         return std::nullopt;
-      case 't': return static_cast<unsigned char>('\t');
-      case 'n': return static_cast<unsigned char>('\n');
-      case 'r': return static_cast<unsigned char>('\r');
-      case 'f': return static_cast<unsigned char>('\f');
-      case 'v': return static_cast<unsigned char>('\v');
-      case 'a': return static_cast<unsigned char>('\a');
+      case 't':
+        return static_cast<unsigned char>('\t');
+      case 'n':
+        return static_cast<unsigned char>('\n');
+      case 'r':
+        return static_cast<unsigned char>('\r');
+      case 'f':
+        return static_cast<unsigned char>('\f');
+      case 'v':
+        return static_cast<unsigned char>('\v');
+      case 'a':
+        return static_cast<unsigned char>('\a');
       default:
         if (is_ascii_punct(e)) return static_cast<unsigned char>(e);
         failed_ = true;
@@ -366,7 +389,8 @@ RulePrefilter::RulePrefilter(const std::vector<std::string>& patterns) {
         admits_everything_ = true;
         break;
       }
-      if (std::find(paths_.begin(), paths_.end(), p) == paths_.end()) paths_.push_back(std::move(p));
+      if (std::find(paths_.begin(), paths_.end(), p) == paths_.end())
+        paths_.push_back(std::move(p));
     }
     if (admits_everything_) break;
   }

@@ -4,8 +4,8 @@
 #include <re2/re2.h>
 #include <re2/set.h>
 
-#include <fstream>
 #include <algorithm>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -142,7 +142,7 @@ struct RuleSet::Impl {
   struct Audience {
     std::string program;
     std::unique_ptr<RE2::Set> set;
-    std::vector<std::size_t> rule_of;  // set index -> rule index
+    std::vector<std::size_t> rule_of;   // set index -> rule index
     std::vector<std::string> patterns;  // for the prefilter
     // Rules out most messages from their first bytes before the set runs (see RulePrefilter).
     std::unique_ptr<RulePrefilter> prefilter;
@@ -177,8 +177,8 @@ RuleSet::RuleSet(std::vector<Rule> rules) : impl_(std::make_unique<Impl>()) {
       c.group[static_cast<std::size_t>(*field)] = number;
     }
     auto has = [&](Field f) { return c.group[static_cast<std::size_t>(f)] != 0; };
-    bool addressable = has(Field::kDevice) || has(Field::kHctl) || has(Field::kPort) ||
-                       has(Field::kController);
+    bool addressable =
+        has(Field::kDevice) || has(Field::kHctl) || has(Field::kPort) || has(Field::kController);
     if (rule.yields != EventType::kBoot && !addressable) {
       throw RulesError(where + ": needs a device, hctl, port or controller capture");
     }

@@ -1,4 +1,5 @@
-// Rules: RE2 patterns from a JSON rules file that turn a kernel message into an identity or error event.
+// Rules: RE2 patterns from a JSON rules file that turn a kernel message into an identity or error
+// event.
 #pragma once
 
 #include <array>
@@ -19,19 +20,30 @@ struct Record;
 
 // What a matching line tells.
 enum class EventType {
-  kError,   // an error of `kind` on a device, port or controller
-  kBoot,    // a boot starts at this line ("Linux version ...")
-  kAppear,  // a device appeared at an address: the presence of a new drive starts here
-  kAttach,  // the disk at an address was (re)attached: starts a new presence after a detach
-  kDetach,  // the drive at an address went away
-  kFact,    // identity: binds names to addresses, states a model, vendor or serial
+  kError,         // an error of `kind` on a device, port or controller
+  kBoot,          // a boot starts at this line ("Linux version ...")
+  kAppear,        // a device appeared at an address: the presence of a new drive starts here
+  kAttach,        // the disk at an address was (re)attached: starts a new presence after a detach
+  kDetach,        // the drive at an address went away
+  kFact,          // identity: binds names to addresses, states a model, vendor or serial
   kEpisodeStart,  // libata starts handling an error on a port ("ata1.00: exception ...")
   kEpisodeEnd,    // libata is done with it ("ata1: EH complete")
 };
 inline constexpr std::size_t kEventTypeCount = 8;
 
 // The named captures a pattern may use; anything else is rejected when the rules load.
-enum class Field { kDevice, kHctl, kPort, kController, kVendor, kModel, kSerial, kWwn, kPci, kSlot };
+enum class Field {
+  kDevice,
+  kHctl,
+  kPort,
+  kController,
+  kVendor,
+  kModel,
+  kSerial,
+  kWwn,
+  kPci,
+  kSlot
+};
 inline constexpr std::size_t kFieldCount = 10;
 std::string_view field_name(Field field);
 
@@ -39,7 +51,7 @@ using Captures = std::array<std::string_view, kFieldCount>;
 
 struct RuleSample {
   std::string line;
-  std::string program;  // "" for a kernel line
+  std::string program;                                        // "" for a kernel line
   std::vector<std::pair<std::string, std::string>> captures;  // expected, by field name
 };
 

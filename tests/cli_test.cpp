@@ -56,8 +56,9 @@ TEST_CASE("a healthy log exits 0 with an empty drive list") {
 }
 
 TEST_CASE("standard input is read when the log is '-'") {
-  auto r = run_diskfault({"-", "--format", "table"},
-                         "sd 0:0:0:0 (SERIAL=PIPE0001)\nsd 0:0:0:0 [sda] Options\nXFS ERROR [sda]\n");
+  auto r =
+      run_diskfault({"-", "--format", "table"},
+                    "sd 0:0:0:0 (SERIAL=PIPE0001)\nsd 0:0:0:0 [sda] Options\nXFS ERROR [sda]\n");
   CHECK(r.status == 1);
   CHECK(r.out.find("PIPE0001") != std::string::npos);
   CHECK(r.out.find("SERIAL") == 0);
@@ -112,7 +113,8 @@ TEST_CASE("rules --check accepts the shipped rules and names a broken rule") {
 
 TEST_CASE("--rules adds rules that are tried before the built-in ones") {
   TempDir dir;
-  auto rules = dir.write("mine.json", R"j({"rules": [{"name": "vendor-raid-error", "yields": "error",
+  auto rules =
+      dir.write("mine.json", R"j({"rules": [{"name": "vendor-raid-error", "yields": "error",
       "kind": "raid", "pattern": "^myraid: disk (?P<device>sd[a-z]+) failed", "samples": ["myraid: disk sdb failed"]}]})j");
   auto log = dir.write("k.log", "myraid: disk sdb failed\n");
   auto r = run_diskfault({"--rules", rules, log});

@@ -1,11 +1,13 @@
-// Tests of follow mode: the push coroutine, boot boundaries read forward, and the real binary on a live file.
+// Tests of follow mode: the push coroutine, boot boundaries read forward, and the real binary on a
+// live file.
+#include "follow.hpp"
+
+#include <doctest/doctest.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <doctest/doctest.h>
 
 #include <chrono>
 #include <cstdio>
@@ -18,7 +20,6 @@
 #include <vector>
 
 #include "boot_boundary.hpp"
-#include "follow.hpp"
 #include "follow_correlator.hpp"
 #include "matcher.hpp"
 #include "pipeline.hpp"
@@ -397,12 +398,13 @@ TEST_SUITE("follow (runs the binary)") {
     auto before = follower.next_event();
     REQUIRE(before);
     CHECK((*before)["serial"] == "TEST0001");
-    append(log,
-           "[    0.000000] Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) #1 SMP\n"
-           "[    1.000000] sd 3:0:0:0: [sdc] 3907029168 512-byte logical blocks: (2.00 TB/1.82 TiB)\n"
-           "[    1.000100] sd 3:0:0:0 (SERIAL=TEST0002)\n"
-           "[    1.000200] sd 3:0:0:0: [sdc] Attached SCSI disk\n" +
-               xfs_error("   50.000000"));
+    append(
+        log,
+        "[    0.000000] Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) #1 SMP\n"
+        "[    1.000000] sd 3:0:0:0: [sdc] 3907029168 512-byte logical blocks: (2.00 TB/1.82 TiB)\n"
+        "[    1.000100] sd 3:0:0:0 (SERIAL=TEST0002)\n"
+        "[    1.000200] sd 3:0:0:0: [sdc] Attached SCSI disk\n" +
+            xfs_error("   50.000000"));
     auto after = follower.next_event();
     REQUIRE(after);
     CHECK((*after)["serial"] == "TEST0002");
@@ -446,7 +448,8 @@ TEST_SUITE("follow (runs the binary)") {
     std::string env_file = (dir.path() / "env").string();
     std::string stdin_file = (dir.path() / "stdin").string();
     Follower follower(
-        {log, "--exec", "env | grep ^DISKFAULT_ | sort > '" + env_file + "'; cat > '" + stdin_file + "'"});
+        {log, "--exec",
+         "env | grep ^DISKFAULT_ | sort > '" + env_file + "'; cat > '" + stdin_file + "'"});
     REQUIRE(follower.ready());
     append(log, xfs_error("  100.000000"));
     REQUIRE(follower.next_event());
@@ -468,11 +471,12 @@ TEST_SUITE("follow (runs the binary)") {
 
   TEST_CASE("--from-start reports the faults already in the current boot, one per drive and kind") {
     diskfault::test::TempDir dir;
-    std::string log = dir.write(
-        "kern.log", std::string("[    0.000000] Linux version 6.1.0 #1 SMP\n") +
-                        "[    1.000000] sd 1:0:0:0: [sdc] Attached SCSI disk\n" +
-                        "[    1.000100] sd 1:0:0:0 (SERIAL=OLDBOOT1)\n" + xfs_error("    9.000000") +
-                        kBootOne + xfs_error("   10.000000") + xfs_error("   11.000000"));
+    std::string log =
+        dir.write("kern.log", std::string("[    0.000000] Linux version 6.1.0 #1 SMP\n") +
+                                  "[    1.000000] sd 1:0:0:0: [sdc] Attached SCSI disk\n" +
+                                  "[    1.000100] sd 1:0:0:0 (SERIAL=OLDBOOT1)\n" +
+                                  xfs_error("    9.000000") + kBootOne + xfs_error("   10.000000") +
+                                  xfs_error("   11.000000"));
     Follower follower({log, "--from-start"});
     REQUIRE(follower.ready());
     auto event = follower.next_event();

@@ -43,7 +43,8 @@ TEST_CASE("every golden case under testdata/ gives its expected report") {
   int cases = 0;
   std::vector<fs::path> dirs;
   for (const auto& entry : fs::directory_iterator(root)) {
-    if (entry.is_directory() && fs::exists(entry.path() / "expected.json")) dirs.push_back(entry.path());
+    if (entry.is_directory() && fs::exists(entry.path() / "expected.json"))
+      dirs.push_back(entry.path());
   }
   std::sort(dirs.begin(), dirs.end());
   for (const fs::path& dir : dirs) {

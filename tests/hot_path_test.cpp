@@ -40,9 +40,9 @@ TEST_CASE("dmesg stamps read by the fast path equal std::from_chars bit for bit"
     double expected = plain_seconds(stamp);
     CHECK_MESSAGE(r.monotonic == expected, stamp);
   }
-  for (const std::string odd : {"1.", "0", "000000000001234.5", "1234567890123456.5", "1e3",
-                                "12.3.4", "  7.250000", "99999999999999.9", "9999999999999999",
-                                "0.000000000000001", "1.0000000000000001"}) {
+  for (const std::string odd :
+       {"1.", "0", "000000000001234.5", "1234567890123456.5", "1e3", "12.3.4", "  7.250000",
+        "99999999999999.9", "9999999999999999", "0.000000000000001", "1.0000000000000001"}) {
     Record r = parse_line(LogFormat::kDmesg, "[" + odd + "] msg");
     CHECK_MESSAGE(r.monotonic == plain_seconds(odd), odd);
   }

@@ -22,21 +22,24 @@ TEST_CASE("dmesg lines lose their stamp; dmesg -r lines their level too; bare li
 }
 
 TEST_CASE("dmesg -T lines keep their wall-clock stamp and have no monotonic time") {
-  Record r = parse_line(LogFormat::kDmesgCtime, "[Sat Mar  2 18:07:17 2024] ata1.00: error: { UNC }");
+  Record r =
+      parse_line(LogFormat::kDmesgCtime, "[Sat Mar  2 18:07:17 2024] ata1.00: error: { UNC }");
   CHECK(r.message == "ata1.00: error: { UNC }");
   CHECK(r.time == "Sat Mar  2 18:07:17 2024");
   CHECK(r.monotonic < 0);
 }
 
 TEST_CASE("syslog kernel lines are stripped to the message, with and without the uptime") {
-  Record r = parse_line(LogFormat::kSyslog,
-                        "Nov 22 02:43:01 node17 kernel: [ 1234.567890] XFS (sdc1): log I/O error -5");
+  Record r =
+      parse_line(LogFormat::kSyslog,
+                 "Nov 22 02:43:01 node17 kernel: [ 1234.567890] XFS (sdc1): log I/O error -5");
   CHECK(r.kernel);
   CHECK(r.program == "kernel");
   CHECK(r.time == "Nov 22 02:43:01");
   CHECK(r.message == "XFS (sdc1): log I/O error -5");
   CHECK(r.monotonic == doctest::Approx(1234.56789));
-  r = parse_line(LogFormat::kSyslog, "Feb  6 19:41:48 dom0 kernel: XFS (dm-2): Mounting V5 Filesystem");
+  r = parse_line(LogFormat::kSyslog,
+                 "Feb  6 19:41:48 dom0 kernel: XFS (dm-2): Mounting V5 Filesystem");
   CHECK(r.message == "XFS (dm-2): Mounting V5 Filesystem");
   CHECK(r.monotonic < 0);
 }
@@ -50,8 +53,9 @@ TEST_CASE("syslog lines of other programs are marked as not from the kernel") {
 }
 
 TEST_CASE("ISO-8601 syslog and journalctl -o short-iso lines are stripped") {
-  Record r = parse_line(LogFormat::kSyslog,
-                        "2026-11-22T02:43:01.123456+00:00 node17 kernel: sd 2:0:0:0: [sdc] Attached SCSI disk");
+  Record r = parse_line(
+      LogFormat::kSyslog,
+      "2026-11-22T02:43:01.123456+00:00 node17 kernel: sd 2:0:0:0: [sdc] Attached SCSI disk");
   CHECK(r.time == "2026-11-22T02:43:01.123456+00:00");
   CHECK(r.message == "sd 2:0:0:0: [sdc] Attached SCSI disk");
 }
@@ -73,25 +77,29 @@ TEST_CASE("journalctl -o short-monotonic lines are stripped") {
 }
 
 TEST_CASE("RFC 5424 lines are stripped past the structured data") {
-  Record r = parse_line(LogFormat::kRfc5424,
-                        "<3>1 2020-12-02T21:55:55.868746+01:00 host1 kernel - - - blk_update_request: "
-                        "critical medium error, dev sdd, sector 20975184");
+  Record r =
+      parse_line(LogFormat::kRfc5424,
+                 "<3>1 2020-12-02T21:55:55.868746+01:00 host1 kernel - - - blk_update_request: "
+                 "critical medium error, dev sdd, sector 20975184");
   CHECK(r.kernel);
   CHECK(r.time == "2020-12-02T21:55:55.868746+01:00");
   CHECK(r.message == "blk_update_request: critical medium error, dev sdd, sector 20975184");
-  r = parse_line(LogFormat::kRfc5424,
-                 "<6>1 2020-12-02T21:55:55Z host1 kernel - - [meta x=\"a]b\"][o y=\"1\"] sd 3:0:0:1: [sdd] x");
+  r = parse_line(
+      LogFormat::kRfc5424,
+      "<6>1 2020-12-02T21:55:55Z host1 kernel - - [meta x=\"a]b\"][o y=\"1\"] sd 3:0:0:1: [sdd] x");
   CHECK(r.message == "sd 3:0:0:1: [sdd] x");
 }
 
 TEST_CASE("kmsg records give level, stamp and message; continuation lines are marked") {
-  Record r = parse_line(LogFormat::kKmsg, "3,1243,9436467335,-;print_req_error: I/O error, dev sdf, sector 9984");
+  Record r = parse_line(LogFormat::kKmsg,
+                        "3,1243,9436467335,-;print_req_error: I/O error, dev sdf, sector 9984");
   CHECK(r.kernel);
   CHECK(r.time == "9436467335");
   CHECK(r.monotonic == doctest::Approx(9436.467335));
   CHECK(r.message == "print_req_error: I/O error, dev sdf, sector 9984");
   CHECK(parse_line(LogFormat::kKmsg, " DEVICE=+scsi:6:0:0:0").kind == RecordKind::kContinuation);
-  CHECK_FALSE(parse_line(LogFormat::kKmsg, "12,5,100,-;systemd[1]: hello").kernel);  // facility user
+  CHECK_FALSE(
+      parse_line(LogFormat::kKmsg, "12,5,100,-;systemd[1]: hello").kernel);  // facility user
   CHECK_FALSE(parse_line(LogFormat::kKmsg, "10 writing to inode 12").kernel);
 }
 
@@ -105,12 +113,12 @@ TEST_CASE("format names round-trip") {
 
 TEST_CASE("each format is detected from a sample of its lines") {
   auto detect = [](std::vector<std::string> lines) { return detect_format(lines); };
-  CHECK(detect({"[    1.000000] Linux version 6.1.0", "[    2.5] sd 0:0:0:0: [sda] Attached SCSI disk"}) ==
-        LogFormat::kDmesg);
+  CHECK(detect({"[    1.000000] Linux version 6.1.0",
+                "[    2.5] sd 0:0:0:0: [sda] Attached SCSI disk"}) == LogFormat::kDmesg);
   CHECK(detect({"<6>[    1.000000] Linux version 6.1.0"}) == LogFormat::kDmesg);
   CHECK(detect({"[Sat Mar  2 18:07:17 2024] ata1: EH complete"}) == LogFormat::kDmesgCtime);
-  CHECK(detect({"Nov 22 02:43:01 node17 kernel: [ 1.0] x", "Nov 22 02:43:02 node17 smartd[1]: y"}) ==
-        LogFormat::kSyslog);
+  CHECK(detect({"Nov 22 02:43:01 node17 kernel: [ 1.0] x",
+                "Nov 22 02:43:02 node17 smartd[1]: y"}) == LogFormat::kSyslog);
   CHECK(detect({"2026-11-22T02:43:01.123456+00:00 node17 kernel: x"}) == LogFormat::kSyslog);
   CHECK(detect({"[ 1234.567890] node17 kernel: x", "[ 1234.567891] node17 systemd[1]: y"}) ==
         LogFormat::kJournalMonotonic);

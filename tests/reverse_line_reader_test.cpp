@@ -93,7 +93,8 @@ TEST_CASE("a file without a final newline still yields its last line") {
 TEST_CASE("a lone newline is one empty line, and blank lines are kept") {
   TempDir dir;
   CHECK(read_backwards(dir.write("a.log", "\n"), 4) == std::vector<std::string>{""});
-  CHECK(read_backwards(dir.write("b.log", "a\n\nb\n"), 4) == std::vector<std::string>{"a", "", "b"});
+  CHECK(read_backwards(dir.write("b.log", "a\n\nb\n"), 4) ==
+        std::vector<std::string>{"a", "", "b"});
 }
 
 TEST_CASE("CRLF line ends lose their carriage return") {

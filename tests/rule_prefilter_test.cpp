@@ -77,10 +77,10 @@ std::string mutate(std::string line, std::mt19937& rng) {
 
 // A random pattern over a small alphabet, using the constructs the analysis knows.
 std::string random_pattern(std::mt19937& rng, int depth) {
-  const std::vector<std::string> atoms{"a", "b", "c", "-", "\\d", "\\w", "\\s", "\\S", ".",
-                                       "[ab]", "[^a]", "[a-c1]", "\\-", "^", "$", "\\b"};
-  const std::vector<std::string> quantifiers{"", "", "", "?", "*", "+", "{2}", "{0,2}", "{1,}",
-                                             "??", "*?"};
+  const std::vector<std::string> atoms{"a", "b",    "c",    "-",      "\\d", "\\w", "\\s", "\\S",
+                                       ".", "[ab]", "[^a]", "[a-c1]", "\\-", "^",   "$",   "\\b"};
+  const std::vector<std::string> quantifiers{"",    "",      "",     "?",  "*", "+",
+                                             "{2}", "{0,2}", "{1,}", "??", "*?"};
   std::string p;
   int n = 1 + static_cast<int>(rng() % 4);
   for (int i = 0; i < n; ++i) {
@@ -171,11 +171,13 @@ TEST_CASE("random patterns: a string a pattern matches always passes its prefilt
     if (!filter.admits_everything()) ++followed;
     for (int j = 0; j < 60; ++j) {
       std::string text;
-      for (int k = static_cast<int>(rng() % 11); k > 0; --k) text += alphabet[rng() % alphabet.size()];
+      for (int k = static_cast<int>(rng() % 11); k > 0; --k)
+        text += alphabet[rng() % alphabet.size()];
       if (!re.Match(text, 0, text.size(), RE2::ANCHOR_START, nullptr, 0)) continue;
       ++checked;
       if (!filter.may_match(text)) {
-        FAIL_CHECK("pattern '" << pattern << "' matches '" << text << "' but the prefilter says no");
+        FAIL_CHECK("pattern '" << pattern << "' matches '" << text
+                               << "' but the prefilter says no");
       }
     }
   }
@@ -184,8 +186,8 @@ TEST_CASE("random patterns: a string a pattern matches always passes its prefilt
 }
 
 TEST_CASE("a pattern the analysis does not follow makes the prefilter admit everything") {
-  for (const std::string pattern : {"(?i)xfs error", "\\x58FS", "\\pLx", "[[:alpha:]]x", "é",
-                                    ".*XFS", "(?:XFS|)"}) {
+  for (const std::string pattern :
+       {"(?i)xfs error", "\\x58FS", "\\pLx", "[[:alpha:]]x", "é", ".*XFS", "(?:XFS|)"}) {
     RulePrefilter filter({"^sd ", pattern});
     CHECK_MESSAGE(filter.admits_everything(), pattern);
     CHECK(filter.may_match("anything at all"));

@@ -46,10 +46,14 @@ TEST_CASE("a rules file that is not JSON is refused, naming the file") {
 }
 
 TEST_CASE("a rule with a bad pattern, capture or event is refused, naming the rule") {
-  CHECK(refusal(rule_json(R"j({"name": "r1", "yields": "error", "kind": "x", "pattern": "(?P<device>a"})j"))
-            .find("rule 'r1': bad pattern") != std::string::npos);
-  CHECK(refusal(rule_json(R"j({"name": "r2", "yields": "error", "kind": "x", "pattern": "(?P<disk>a)"})j"))
-            .find("rule 'r2': unknown capture name 'disk'") != std::string::npos);
+  CHECK(
+      refusal(rule_json(
+                  R"j({"name": "r1", "yields": "error", "kind": "x", "pattern": "(?P<device>a"})j"))
+          .find("rule 'r1': bad pattern") != std::string::npos);
+  CHECK(
+      refusal(rule_json(
+                  R"j({"name": "r2", "yields": "error", "kind": "x", "pattern": "(?P<disk>a)"})j"))
+          .find("rule 'r2': unknown capture name 'disk'") != std::string::npos);
   CHECK(refusal(rule_json(R"j({"name": "r3", "yields": "explode", "pattern": "a"})j"))
             .find("rule 'r3': unknown \"yields\"") != std::string::npos);
   CHECK(refusal(rule_json(R"j({"name": "r4", "yields": "error", "pattern": "(?P<device>a)"})j"))
@@ -94,7 +98,8 @@ TEST_CASE("rules match from the start of the message only") {
 TEST_CASE("a program's rules see only that program's lines, and kernel rules only the kernel's") {
   const RuleSet& rules = test::default_rule_set();
   std::string smartd =
-      "Device: /dev/sdd [SAT], ST4000LM024-2AN17V, S/N:WFG05CSN, WWN:5-000c50-0ab5e59fc, FW:0001, 4.00 TB";
+      "Device: /dev/sdd [SAT], ST4000LM024-2AN17V, S/N:WFG05CSN, WWN:5-000c50-0ab5e59fc, FW:0001, "
+      "4.00 TB";
   CHECK(rules.match(smartd, "smartd", false).has_value());
   CHECK_FALSE(rules.match(smartd, "", true).has_value());
   CHECK_FALSE(rules.match(smartd, "evil", false).has_value());

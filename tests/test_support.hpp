@@ -22,7 +22,8 @@ namespace diskfault::test {
 class TempDir {
  public:
   TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "diskfault-test.XXXXXX").string();
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "diskfault-test.XXXXXX").string();
     if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
     path_ = pattern;
   }
@@ -65,7 +66,8 @@ struct RunResult {
 };
 
 // Runs the built diskfault binary with `args`, feeding `input` on stdin.
-inline RunResult run_diskfault(const std::vector<std::string>& args, const std::string& input = "") {
+inline RunResult run_diskfault(const std::vector<std::string>& args,
+                               const std::string& input = "") {
   TempDir dir;
   std::string in_path = dir.write("stdin", input);
   std::string out_path = (dir.path() / "stdout").string();
