@@ -36,39 +36,6 @@ void skip_priority(std::string_view& s) {
   if (i > 1 && i < s.size() && s[i] == '>') s.remove_prefix(i + 1);
 }
 
-// "  1234.567890" -> 1234.56789, or negative if it is not a number of seconds.
-double parse_seconds(std::string_view s) {
-  s = trim(s);
-  if (s.empty() || !is_digit(s.front())) return -1;
-  // The usual "1234.567890" without from_chars (it runs on every line): with at most 15
-  // digits both the digits as an integer and the power of ten are exact doubles, and IEEE
-  // division rounds their quotient once, to the same nearest double that from_chars returns.
-  std::uint64_t digits = 0;
-  int count = 0, decimals = -1;
-  std::size_t i = 0;
-  for (; i < s.size() && count <= 15; ++i) {
-    char c = s[i];
-    if (is_digit(c)) {
-      digits = digits * 10 + static_cast<std::uint64_t>(c - '0');
-      ++count;
-      if (decimals >= 0) ++decimals;
-    } else if (c == '.' && decimals < 0) {
-      decimals = 0;
-    } else {
-      break;
-    }
-  }
-  if (i == s.size() && count <= 15) {
-    static constexpr double kPowers[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                         1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
-    return static_cast<double>(digits) / kPowers[decimals < 0 ? 0 : decimals];
-  }
-  double value = -1;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
-  if (ec != std::errc() || end != s.data() + s.size()) return -1;
-  return value;
-}
-
 // Strips a leading "[...] " and reports what was inside. Returns false if there is none.
 bool take_bracket(std::string_view& s, std::string_view& inside) {
   if (s.empty() || s.front() != '[') return false;
@@ -269,6 +236,62 @@ std::optional<LogFormat> parse_format_name(std::string_view name) {
     if (n == name) return f;
   }
   return std::nullopt;
+}
+
+double parse_seconds(std::string_view s) {
+  const char* p = s.data();
+  const char* end = p + s.size();
+  while (p != end && *p == ' ') ++p;
+  while (end != p && end[-1] == ' ') --end;
+  if (p == end || !is_digit(*p)) return -1;
+  // dmesg's own "%5lu.%06lu": six decimals after a short integer part. Each decimal is
+  // weighted by its own power of ten, so the six products do not wait on one another.
+  if (end - p >= 8 && end - p <= 16 && end[-7] == '.') {
+    static constexpr std::uint64_t kWeights[] = {100000, 10000, 1000, 100, 10, 1};
+    const char* fraction = end - 6;
+    std::uint64_t micros = 0;
+    bool ok = true;
+    for (int k = 0; k < 6; ++k) {
+      unsigned digit = static_cast<unsigned>(static_cast<unsigned char>(fraction[k])) - '0';
+      ok &= digit < 10;
+      micros += digit * kWeights[k];
+    }
+    std::uint64_t whole = 0;
+    for (const char* q = p; q != end - 7; ++q) {
+      unsigned digit = static_cast<unsigned>(static_cast<unsigned char>(*q)) - '0';
+      ok &= digit < 10;
+      whole = whole * 10 + digit;
+    }
+    // At most 9 + 6 digits: the same exact integer and division as the general path below.
+    if (ok) return static_cast<double>(whole * 1000000 + micros) / 1e6;
+  }
+  // The usual "1234.567890" without from_chars (it runs on every line): with at most 15
+  // digits both the digits as an integer and the power of ten are exact doubles, and IEEE
+  // division rounds their quotient once, to the same nearest double that from_chars returns.
+  std::uint64_t digits = 0;  // wraps harmlessly past 19 digits: the count sends those below
+  int count = 0;
+  const char* dot = nullptr;
+  const char* q = p;
+  for (; q != end; ++q) {
+    unsigned digit = static_cast<unsigned>(static_cast<unsigned char>(*q)) - '0';
+    if (digit < 10) {
+      digits = digits * 10 + digit;
+      ++count;
+    } else if (*q == '.' && dot == nullptr) {
+      dot = q;
+    } else {
+      break;
+    }
+  }
+  if (q == end && count <= 15) {
+    static constexpr double kPowers[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                         1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    return static_cast<double>(digits) / kPowers[dot ? end - dot - 1 : 0];
+  }
+  double value = -1;
+  auto [last, ec] = std::from_chars(p, end, value);
+  if (ec != std::errc() || last != end) return -1;
+  return value;
 }
 
 Record parse_line(LogFormat format, std::string_view line) {

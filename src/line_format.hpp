@@ -41,6 +41,10 @@ struct Record {
   double monotonic = -1;     // seconds since boot where the line states them, else negative
 };
 
+// "  1234.567890" -> 1234.56789 (spaces around it allowed), or negative if `s` is not a
+// number of seconds.
+double parse_seconds(std::string_view s);
+
 // Splits `line` as a line of `format`. Never fails: a line that does not have the format's
 // shape is kept whole as its message (kmsg and syslog mark it as not from the kernel).
 Record parse_line(LogFormat format, std::string_view line);

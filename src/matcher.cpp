@@ -2,11 +2,116 @@
 // separators.
 #include "matcher.hpp"
 
-#include <cstdio>
+#include <array>
+#include <bit>
+#include <cstring>
 
 #include "boot_boundary.hpp"
 
 namespace diskfault {
+namespace {
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// dmesg writes its stamp as "%5lu.%06lu": spaces, an integer part without leading zeros, a dot
+// and six decimals. Two such stamps of one width compare as numbers when compared as bytes (a
+// space sorts before every digit), so the fast lane orders lines without reading numbers.
+bool plain_stamp(std::string_view s) {
+  if (s.size() < 8 || s.size() > 24) return false;
+  const std::size_t dot = s.size() - 7;
+  if (s[dot] != '.') return false;
+  for (std::size_t i = dot + 1; i < s.size(); ++i) {
+    if (!is_digit(s[i])) return false;
+  }
+  std::size_t i = 0;
+  while (i < dot && s[i] == ' ') ++i;
+  if (i == dot || (s[i] == '0' && i + 1 != dot)) return false;
+  for (; i < dot; ++i) {
+    if (!is_digit(s[i])) return false;
+  }
+  return true;
+}
+
+// Whether a plain stamp lies past the boot prelude, read from its digits.
+static_assert(kBootPrelude == 5.0, "plain_stamp_late() reads the prelude's end as 5.000000");
+bool plain_stamp_late(std::string_view s) {
+  const std::size_t dot = s.size() - 7;
+  if (dot >= 2 && s[dot - 2] != ' ') return true;  // ten seconds or more
+  const char units = s[dot - 1];
+  return units > '5' || (units == '5' && s.substr(dot + 1) != "000000");
+}
+
+// Byte order of two plain stamps of one width (8 to 24 bytes): like memcmp() <= 0, in a few
+// word loads rather than a library call per line.
+bool stamp_not_after(const char* a, const char* b, std::size_t width) {
+  auto word = [](const char* p) {
+    std::uint64_t w;
+    std::memcpy(&w, p, sizeof w);
+    // As a big-endian number, a word orders as its bytes do.
+    if constexpr (std::endian::native == std::endian::little) w = __builtin_bswap64(w);
+    return w;
+  };
+  std::size_t i = 0;
+  for (; i + 8 <= width; i += 8) {
+    std::uint64_t x = word(a + i), y = word(b + i);
+    if (x != y) return x < y;
+  }
+  if (i == width) return true;
+  // The last 8 bytes overlap bytes already found equal, so only the tail decides.
+  return word(a + width - 8) <= word(b + width - 8);
+}
+
+// The "[...]" field that starts a dmesg line, or "" when the line has none.
+std::string_view dmesg_stamp_field(std::string_view line) {
+  if (line.empty() || line.front() != '[') return {};
+  std::size_t close = line.find(']');
+  return close == std::string_view::npos ? std::string_view{} : line.substr(1, close - 1);
+}
+
+// The stamp of the nearest later line that has one. The fast lane keeps only its text; the
+// number is read from that when the full path needs it.
+class LaterStamp {
+ public:
+  void clear() {
+    value_ = -1;
+    pending_ = false;
+    width_ = 0;
+  }
+  // A stamp read in full; `plain` is its text if it has dmesg's plain shape, else "".
+  void set(double value, std::string_view plain) {
+    value_ = value;
+    pending_ = false;
+    keep(plain);
+  }
+  // A plain stamp whose number is not read yet.
+  void set_plain(std::string_view plain) {
+    pending_ = true;
+    keep(plain);
+  }
+  // Seconds, or negative when no later line has a stamp.
+  double value() {
+    if (pending_) {
+      value_ = parse_seconds(plain());
+      pending_ = false;
+    }
+    return value_;
+  }
+  // The plain text of the stamp, "" if it has none.
+  std::string_view plain() const { return {text_.data(), width_}; }
+
+ private:
+  void keep(std::string_view plain) {
+    width_ = plain.size();
+    std::memcpy(text_.data(), plain.data(), width_);
+  }
+
+  double value_ = -1;
+  bool pending_ = false;
+  std::array<char, 24> text_{};
+  std::size_t width_ = 0;
+};
+
+}  // namespace
 
 std::string kmsg_seconds(std::string_view usec) {
   std::string padded(usec.size() < 7 ? 7 - usec.size() : 0, '0');
@@ -15,7 +120,7 @@ std::string kmsg_seconds(std::string_view usec) {
 }
 
 SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat format,
-                                       const RuleSet& rules) {
+                                       const RuleSet& rules, MatchOptions options) {
   Want want = co_await SendGenerator<Match, Want>::first_request();
 
   // One reboot often shows twice: a journal separator right before "Linux version", or a
@@ -27,7 +132,8 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
   bool late_clock_since = false;         // one of them is stamped past the boot prelude
   bool content_since = false;            // any line at all: the file's start then ends a boot
 
-  double later_monotonic = -1;  // the stamp of the nearest later line that has one
+  LaterStamp later;  // the stamp of the nearest later line that has one
+  const bool fast_lane = options.fast_lane && format == LogFormat::kDmesg;
   std::string boot_first_line;  // the text of that line, while it lies in a boot's prelude
   std::uint64_t boot_first_from_end = 0;
   std::string kmsg_device;  // DEVICE=+scsi:... of the record whose continuation lines we passed
@@ -54,6 +160,35 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
   };
 
   while (auto line = reader.next()) {
+    if (fast_lane && !held) {
+      // Most lines are noise stamped after the line that follows them. Such a line (no rule can
+      // match it, its stamp no later than the later line's, so no clock restart) changes only
+      // the counters below, exactly as the full path would change them.
+      std::string_view text = line->text;
+      const std::size_t width = later.plain().size();
+      if (width != 0 && text.size() > width + 1 && text[0] == '[' && text[width + 1] == ']') {
+        std::string_view stamp = text.substr(1, width);
+        if (plain_stamp(stamp) && stamp_not_after(stamp.data(), later.plain().data(), width)) {
+          std::string_view message = text.substr(width + 2);
+          if (!message.empty() && message.front() == ' ') message.remove_prefix(1);
+          if (!rules.kernel_may_match(message)) {
+            const bool late = plain_stamp_late(stamp);
+            later.set_plain(stamp);
+            boot_first_from_end = line->from_end;
+            if (late) {
+              boot_first_line.clear();
+            } else {
+              boot_first_line.assign(text);
+            }
+            content_since = true;
+            ++kernel_lines_since;
+            if (late) late_clock_since = true;
+            continue;
+          }
+        }
+      }
+    }
+
     Record record = parse_line(format, line->text);
     if (held) {
       held = false;
@@ -80,18 +215,20 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
         make_boundary(nullptr, line->from_end > 1 ? line->from_end - 1 : 1, line->text);
         want = co_yield boundary;
       }
-      later_monotonic = -1;
+      later.clear();
       continue;
     }
 
     if (record.monotonic >= 0) {
+      const double later_monotonic = later.value();
       if (later_monotonic >= 0 && record.monotonic > later_monotonic + kClockRestartSlack &&
           (!any_boundary || late_clock_since) && want.wants(EventType::kBoot)) {
         // The clock started again: the later boot began at the line kept below.
         make_boundary(nullptr, boot_first_from_end, boot_first_line);
         want = co_yield boundary;
       }
-      later_monotonic = record.monotonic;
+      std::string_view field = fast_lane ? dmesg_stamp_field(line->text) : std::string_view{};
+      later.set(record.monotonic, plain_stamp(field) ? field : std::string_view{});
       boot_first_from_end = line->from_end;
       if (record.monotonic <= kBootPrelude) {
         boot_first_line.assign(line->text);

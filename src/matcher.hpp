@@ -42,8 +42,14 @@ struct Match {
 // coroutine ends after the first line of the file. `reader` and `rules` are taken by reference
 // and must outlive the coroutine: the caller reads the reader's line count afterwards, and the
 // rules are compiled once and shared by every source.
+struct MatchOptions {
+  // On a dmesg log, turn a line away from its stamp and first bytes alone when it can neither
+  // match a rule nor restart the clock (most of a log); off, every line takes the full path.
+  // Both ways yield the same matches: tests hold the one to the other.
+  bool fast_lane = true;
+};
 SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat format,
-                                       const RuleSet& rules);
+                                       const RuleSet& rules, MatchOptions options = {});
 
 // A kmsg record's stamp (microseconds since boot, as the record writes it) as seconds with six
 // decimals ("1234.567890"), the form the other formats use.

@@ -399,8 +399,15 @@ RulePrefilter::RulePrefilter(const std::vector<std::string>& patterns) {
     return;
   }
   for (std::uint32_t i = 0; i < paths_.size(); ++i) {
+    const Path& path = paths_[i];
     for (unsigned c = 0; c < 256; ++c) {
-      if (paths_[i][0].test(c)) by_first_[c].push_back(i);
+      if (!path[0].test(c)) continue;
+      by_first_[c].push_back(i);
+      if (path.size() >= 2) {
+        second_[c] |= path[1];
+      } else {
+        second_[c].set();
+      }
     }
   }
 }

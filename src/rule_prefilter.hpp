@@ -29,6 +29,11 @@ class RulePrefilter {
   bool may_match(std::string_view message) const {
     if (admits_everything_) return true;
     if (message.empty()) return false;  // every path needs at least one byte
+    // Most noise is turned away here, by its first two bytes, before any path is walked.
+    if (message.size() >= 2 && !second_[static_cast<unsigned char>(message[0])].test(
+                                   static_cast<unsigned char>(message[1]))) {
+      return false;
+    }
     for (std::uint32_t index : by_first_[static_cast<unsigned char>(message[0])]) {
       const Path& path = paths_[index];
       if (message.size() < path.size()) continue;
@@ -58,6 +63,9 @@ class RulePrefilter {
   bool admits_everything_ = false;
   std::vector<Path> paths_;
   std::array<std::vector<std::uint32_t>, 256> by_first_;
+  // second_[a] holds every byte that may follow a leading `a` on some path (all bytes where a
+  // one-byte path starts with `a`).
+  std::array<ByteSet, 256> second_;
 };
 
 }  // namespace diskfault

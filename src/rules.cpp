@@ -151,6 +151,7 @@ struct RuleSet::Impl {
   std::vector<Rule> rules;
   std::vector<Compiled> compiled;
   std::vector<Audience> audiences;
+  const Audience* kernel_audience = nullptr;  // the audience of kernel messages, if any rule has it
 
   const Audience* audience(std::string_view program, bool kernel) const {
     for (const Audience& a : audiences) {
@@ -210,6 +211,7 @@ RuleSet::RuleSet(std::vector<Rule> rules) : impl_(std::make_unique<Impl>()) {
     if (!a.set->Compile()) throw RulesError("rules: the pattern set is too large to compile");
     a.prefilter = std::make_unique<RulePrefilter>(a.patterns);
   }
+  impl_->kernel_audience = impl_->audience({}, true);
 }
 
 RuleSet::~RuleSet() = default;
@@ -217,6 +219,11 @@ RuleSet::RuleSet(RuleSet&&) noexcept = default;
 RuleSet& RuleSet::operator=(RuleSet&&) noexcept = default;
 
 const std::vector<Rule>& RuleSet::rules() const noexcept { return impl_->rules; }
+
+bool RuleSet::kernel_may_match(std::string_view message) const {
+  const Impl::Audience* audience = impl_->kernel_audience;
+  return audience != nullptr && audience->prefilter->may_match(message);
+}
 
 std::optional<RuleMatch> RuleSet::match(const Record& record) const {
   return match(record.message, record.program, record.kernel);

@@ -103,6 +103,10 @@ class RuleSet {
   std::optional<RuleMatch> match(std::string_view message, std::string_view program,
                                  bool kernel) const;
 
+  // False when no kernel rule can match `message` (the prefilter's answer, without RE2): the
+  // matcher's fast lane asks this before it takes a line apart.
+  bool kernel_may_match(std::string_view message) const;
+
   const std::vector<Rule>& rules() const noexcept;
 
   // Every way the rules break their own samples: a sample that no rule matches, that another

@@ -3,10 +3,16 @@
 
 #include <charconv>
 #include <cstdio>
+#include <filesystem>
 #include <random>
 #include <string>
+#include <vector>
 
+#include "diagnose.hpp"
 #include "line_format.hpp"
+#include "matcher.hpp"
+#include "source.hpp"
+#include "test_support.hpp"
 
 using namespace diskfault;
 
@@ -25,7 +31,127 @@ double plain_seconds(const std::string& stamp) {
   return value;
 }
 
+// Every match of a log, as text, read with the matcher's fast lane on or off.
+std::vector<std::string> matches(const std::string& path, std::optional<LogFormat> forced,
+                                 bool fast_lane, Want want) {
+  const RuleSet& rules = test::default_rule_set();
+  Source source = open_source(path);
+  LogFormat format =
+      forced ? *forced : detect_source_format(source.fd.get(), source.size, source.name);
+  ReverseLineReader reader(source.fd.get(), source.size, source.name, 4096);
+  auto matcher = match_lines(reader, format, rules, MatchOptions{fast_lane});
+  std::vector<std::string> out;
+  while (Match* m = matcher.send(want)) {
+    std::string row = std::to_string(static_cast<int>(m->type)) + "|" +
+                      (m->rule ? m->rule->name : "-") + "|" + std::to_string(m->from_end) + "|" +
+                      std::string(m->time) + "|" + std::string(m->text);
+    for (std::string_view capture : m->captures) row += "|" + std::string(capture);
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
+void check_lanes_agree(const std::string& path, std::optional<LogFormat> format = {}) {
+  CAPTURE(path);
+  for (Want want : {Want::all(), Want{Want::bit(EventType::kBoot)},
+                    Want{Want::bit(EventType::kError) | Want::bit(EventType::kBoot)}}) {
+    CHECK(matches(path, format, true, want) == matches(path, format, false, want));
+  }
+}
+
+// A dmesg log whose stamps do everything a clock can do in a log: run on, stand still, step
+// back a little (within the restart slack) or a lot, restart near zero and around the end of
+// the boot prelude, grow wider than "%5lu", and lose their plain shape.
+std::string tricky_dmesg(std::mt19937& rng, std::size_t lines) {
+  static const std::vector<std::string> messages{
+      "usb 1-1.2: new high-speed USB device number 12 using xhci_hcd",
+      "systemd[1]: Started Session 1234 of User admin.",
+      "[UFW BLOCK] IN=eno1 OUT= MAC=3c:ec SRC=203.0.113.7",
+      "scsi 2:0:0:0: Direct-Access     ATA      ST4000NM0033-9ZM SN03 PQ: 0 ANSI: 5",
+      "sd 2:0:0:0: [sdc] Attached SCSI disk",
+      "sd 2:0:0:0 (SERIAL=ZZ12345)",
+      "XFS (sdc1): metadata I/O error in \"xfs_imap_to_bp+0x5c/0xa0 [xfs]\" at daddr 0x1 len 32 "
+      "error 5",
+      "XFS (sdc1): Mounting V5 Filesystem",
+      "Linux version 6.1.0-13-amd64 (debian-kernel@lists.debian.org)",
+      "blk_update_request: I/O error, dev sdc, sector 1234 op 0x0:(READ) flags 0x0",
+      "ata3: SATA link up 6.0 Gbps (SStatus 133 SControl 300)",
+      "",
+  };
+  std::string log;
+  std::uint64_t micros = 1000000;
+  char stamp[64];
+  for (std::size_t i = 0; i < lines; ++i) {
+    switch (rng() % 40) {
+      case 0:
+        micros = rng() % 7000000;
+        break;  // restart, maybe in prelude
+      case 1:
+        micros = 5000000 + (rng() % 3) - 1;
+        break;  // around 5.000000
+      case 2:
+        micros -= std::min<std::uint64_t>(micros, rng() % 1500000);
+        break;  // step back
+      case 3:
+        micros += 100000000000ULL;
+        break;  // wider than %5lu
+      case 4:
+        micros = 0;
+        break;
+      default:
+        micros += rng() % 3 ? rng() % 200000 : 0;
+        break;
+    }
+    const unsigned long long whole = micros / 1000000, part = micros % 1000000;
+    switch (rng() % 25) {
+      case 0:
+        std::snprintf(stamp, sizeof stamp, "<6>[%5llu.%06llu] ", whole, part);
+        break;
+      case 1:
+        std::snprintf(stamp, sizeof stamp, "[%05llu.%06llu] ", whole, part);
+        break;
+      case 2:
+        std::snprintf(stamp, sizeof stamp, "[%llu.%03llu] ", whole, part / 1000);
+        break;
+      case 3:
+        std::snprintf(stamp, sizeof stamp, "[%5llu.%06llu ] ", whole, part);
+        break;
+      case 4:
+        std::snprintf(stamp, sizeof stamp, "[%5llu.%06llu]", whole, part);
+        break;
+      case 5:
+        stamp[0] = '\0';
+        break;
+      default:
+        std::snprintf(stamp, sizeof stamp, "[%5llu.%06llu] ", whole, part);
+        break;
+    }
+    log += stamp;
+    log += messages[rng() % messages.size()];
+    log += rng() % 50 ? "\n" : "\r\n";
+  }
+  return log;
+}
+
 }  // namespace
+
+TEST_CASE("the matcher's fast lane yields exactly what the full path yields") {
+  SUBCASE("every log in testdata, in its own format and read as dmesg") {
+    for (auto& entry :
+         std::filesystem::recursive_directory_iterator(test::source_root() + "/testdata")) {
+      if (entry.path().extension() != ".log") continue;
+      check_lanes_agree(entry.path().string());
+      check_lanes_agree(entry.path().string(), LogFormat::kDmesg);
+    }
+  }
+  SUBCASE("random dmesg logs with every kind of clock") {
+    test::TempDir dir;
+    std::mt19937 rng(11);
+    for (int round = 0; round < 200; ++round) {
+      check_lanes_agree(dir.write("tricky.log", tricky_dmesg(rng, 1 + rng() % 400)));
+    }
+  }
+}
 
 TEST_CASE("dmesg stamps read by the fast path equal std::from_chars bit for bit") {
   std::mt19937_64 rng(3);
@@ -42,7 +168,10 @@ TEST_CASE("dmesg stamps read by the fast path equal std::from_chars bit for bit"
   }
   for (const std::string odd :
        {"1.", "0", "000000000001234.5", "1234567890123456.5", "1e3", "12.3.4", "  7.250000",
-        "99999999999999.9", "9999999999999999", "0.000000000000001", "1.0000000000000001"}) {
+        "99999999999999.9", "9999999999999999", "0.000000000000001", "1.0000000000000001",
+        // Shapes that reach the six-decimal path and must leave it for the general one.
+        "12a4.567890", "1 34.567890", "1234.5678.9", "1234.56789x", "123456789.123456",
+        "1234567890.123456", "0.000000", "1.1234567"}) {
     Record r = parse_line(LogFormat::kDmesg, "[" + odd + "] msg");
     CHECK_MESSAGE(r.monotonic == plain_seconds(odd), odd);
   }
