@@ -123,7 +123,7 @@ void BootCorrelator::add(const Match& m) {
                          ? "a stacked device (device-mapper or md): the log does not say which "
                            "drive beneath it failed"
                          : "not a disk name diskfault knows";
-          u.errors.add(m.rule->kind, at, m.text);
+          u.errors.add(m.rule->kind, at, m.text, m.lines);
         }
         return;
       case DeviceClass::kIgnored:
@@ -161,7 +161,7 @@ void BootCorrelator::add(const Match& m) {
        {Field::kSerial, Field::kVendor, Field::kModel, Field::kWwn, Field::kPci, Field::kSlot}) {
     fragment.facts.state(f, capture(m, f), at, inquiry);
   }
-  if (m.type == EventType::kError) fragment.errors.add(m.rule->kind, at, m.text);
+  if (m.type == EventType::kError) fragment.errors.add(m.rule->kind, at, m.text, m.lines);
 
   if (m.type == EventType::kAppear || m.type == EventType::kAttach ||
       m.type == EventType::kDetach) {

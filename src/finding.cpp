@@ -22,9 +22,10 @@ void ErrorTally::offer(const Evidence& e) {
   }
 }
 
-void ErrorTally::add(const std::string& kind, const Position& at, std::string_view text) {
-  ++total_;
-  ++by_kind_[kind];
+void ErrorTally::add(const std::string& kind, const Position& at, std::string_view text,
+                     std::uint64_t lines) {
+  total_ += lines;
+  by_kind_[kind] += lines;
   // Copies of the text are made only for lines that can still be chosen: a flood of errors in
   // the backward scan mostly offers lines older than the newest ones, which replace only first_.
   bool wanted = !first_ || at.older_than(first_->at) || newest_.size() < kEvidenceLimit ||

@@ -43,7 +43,10 @@ class ErrorTally {
  public:
   static constexpr std::size_t kEvidenceLimit = 5;
 
-  void add(const std::string& kind, const Position& at, std::string_view text);
+  // One error line, or `lines` of them alike of which this is the oldest kept (a follower that
+  // let the others go still counts them).
+  void add(const std::string& kind, const Position& at, std::string_view text,
+           std::uint64_t lines = 1);
   void merge(const ErrorTally& other);
 
   std::uint64_t total() const { return total_; }

@@ -15,8 +15,10 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
 #include <map>
 #include <memory>
+#include <set>
 #include <system_error>
 #include <variant>
 #include <vector>
@@ -28,6 +30,7 @@
 #include "follow_event.hpp"
 #include "follow_sinks.hpp"
 #include "follow_source.hpp"
+#include "host_enrich.hpp"
 #include "matcher.hpp"
 #include "pipeline.hpp"
 #include "reverse_line_reader.hpp"
@@ -107,7 +110,19 @@ struct Follower {
   std::uint64_t lines = 0;  // lines of the stream so far
   std::chrono::seconds quiet_period{600};
   std::optional<Clock::time_point> next_tick;  // when the fold stage wants a Tick
+  HostOptions host;
+  std::set<std::string> unreadable_said;  // host files already reported as unreadable
 };
+
+// The host's serials and slots for what happened in its current boot, as the report adds them
+// (following /dev/kmsg always is; a file only under --this-host or a matching boot id).
+void add_host_facts(Follower* f, Report& report) {
+  for (const std::string& problem : apply_host_facts(report, f->host)) {
+    if (f->unreadable_said.insert(problem).second) {
+      std::cerr << "diskfault: follow: cannot read " << problem << "\n";
+    }
+  }
+}
 
 void set_format(Follower* f, LogFormat format) {
   f->format = format;
@@ -253,12 +268,17 @@ Consumer<FoldInput> fold_stage(Follower* f, Consumer<Published>* next) {
                      std::uint64_t count, const std::shared_ptr<const FollowEvent>& fallback) {
     auto report = std::make_shared<Report>(f->correlator.report(f->lines));
     auto event = std::make_shared<FollowEvent>();
-    for (const Finding& d : report->drives) {
-      if (fold_key(d, f->correlator.boot()) == key) event->drive = d;
+    // Found by the log's identity first: the host's serial would change the key.
+    std::optional<std::size_t> drive, unresolved;
+    for (std::size_t i = 0; i < report->drives.size(); ++i) {
+      if (fold_key(report->drives[i], f->correlator.boot()) == key) drive = i;
     }
-    for (const Unresolved& u : report->unresolved) {
-      if (fold_key(u, f->correlator.boot()) == key) event->unresolved = u;
+    for (std::size_t i = 0; i < report->unresolved.size(); ++i) {
+      if (fold_key(report->unresolved[i], f->correlator.boot()) == key) unresolved = i;
     }
+    add_host_facts(f, *report);
+    if (drive) event->drive = report->drives[*drive];
+    if (unresolved) event->unresolved = report->unresolved[*unresolved];
     if (!event->drive && !event->unresolved && fallback) {
       event->drive = fallback->drive;
       event->unresolved = fallback->unresolved;
@@ -330,6 +350,7 @@ Consumer<FoldInput> fold_stage(Follower* f, Consumer<Published>* next) {
       // The errors already in the log, one event per drive and kind, from the batch report of
       // the current boot.
       auto report = std::make_shared<Report>(f->correlator.report(f->lines));
+      add_host_facts(f, *report);
       auto backlog = [&](const auto& item, auto set) {
         const std::vector<Evidence> evidence = item.errors.evidence();  // `newest` points in
         for (auto& [kind, n] : item.errors.by_kind()) {
@@ -478,6 +499,7 @@ int follow(const FollowOptions& options) {
 
   Follower f;
   f.quiet_period = options.quiet_period;
+  f.host = options.host;
   f.rules = std::make_shared<const RuleSet>(options.load_rules());
   std::unique_ptr<FollowSource> source =
       options.log.empty() ? follow_kernel_log(say) : follow_file(options.log, say);

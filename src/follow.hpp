@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "host_enrich.hpp"
 #include "line_format.hpp"
 #include "rules.hpp"
 
@@ -26,6 +27,9 @@ struct FollowOptions {
   std::size_t queue_capacity = 256;  // events a sink may fall behind by before dropping
   // How long the sinks get at exit to deliver what is queued before they are cut short.
   std::chrono::milliseconds drain_limit{5000};
+  // Where the host's facts come from, and whether a followed file is this host's log: events of
+  // its current boot get the host's serials and slots, as in the report.
+  HostOptions host;
 };
 
 // Parses a --quiet-period: a whole number with an optional unit s, m, h or d ("30s", "10m",

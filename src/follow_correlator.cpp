@@ -33,8 +33,12 @@ void FollowCorrelator::retain(RetainedMatch match) {
   auto& numbers = by_entity_[entity];
   numbers.push_back(match.number);
   if (numbers.size() > kKeepPerEntity) {
-    matches_.erase(numbers.front());
+    // The oldest line goes, but the next oldest counts it: totals stay true under a flood.
+    auto oldest = matches_.find(numbers.front());
+    const std::uint64_t lines = oldest->second.lines;
+    matches_.erase(oldest);
     numbers.pop_front();
+    matches_.at(numbers.front()).lines += lines;
     ++let_go_;
   }
   matches_.insert_or_assign(match.number, std::move(match));
@@ -53,6 +57,7 @@ BootCorrelator::Result FollowCorrelator::replay(std::uint64_t newest) const {
     view.from_end = newest - m.number + 1;
     view.time = m.time;
     view.text = m.text;
+    view.lines = m.lines;
     correlator.add(view);
   }
   return correlator.finish(0, boot_key_);

@@ -23,6 +23,7 @@ struct RetainedMatch {
   std::size_t rule = 0;  // index into rules->rules()
   std::array<std::string, kFieldCount> captures;
   std::uint64_t number = 0;  // line number in the followed stream
+  std::uint64_t lines = 1;   // this line and the older ones alike that were let go
   std::string time;
   std::string text;
 };
@@ -35,8 +36,9 @@ std::string entity_key(const RetainedMatch& match);
 // correlator (BootCorrelator: the one copy of the identity semantics) makes of them: it replays
 // them newest first into a fresh BootCorrelator. Matched lines are rare next to the noise, so
 // the copy is small; to bound it when a drive floods the log, at most kKeepPerEntity lines are
-// kept per rule and set of captures (one error kind on one device): older ones go, which
-// lowers the error totals of a flooding drive but keeps every identity fact in force.
+// kept per rule and set of captures (one error kind on one device): older ones go, counted on
+// the oldest line kept, so a flooding drive's totals stay exact and every identity fact stays
+// in force (its first_seen moves up to that line).
 class FollowCorrelator {
  public:
   static constexpr std::size_t kKeepPerEntity = 64;

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <string>
@@ -195,8 +196,10 @@ int run(int argc, char** argv) {
       return exit_code(CheckStatus::kUnknown,
                        exit_style == "npd" ? ExitStyle::kNpd : ExitStyle::kNagios);
     }
-    int status = app.exit(e);
-    return status == 0 ? kExitClean : kExitError;
+    if (e.get_exit_code() == 0) return app.exit(e) == 0 ? kExitClean : kExitError;  // --help
+    std::string what = e.what();
+    std::replace(what.begin(), what.end(), '\n', ' ');  // one line, as every error here
+    throw std::runtime_error(what + " (see --help)");
   }
 
   if (rules_cmd->parsed()) {
@@ -237,6 +240,11 @@ int run(int argc, char** argv) {
   }
 
   if (follow_cmd->parsed()) {
+    if (follow_options.log == "-") {
+      throw std::runtime_error(
+          "follow: standard input cannot be followed; give a file, or no LOG "
+          "for the running kernel's log");
+    }
     auto period = parse_duration(quiet_period);
     if (!period) {
       std::cerr << "diskfault: --quiet-period '" << quiet_period
@@ -251,6 +259,11 @@ int run(int argc, char** argv) {
         return kExitError;
       }
     }
+    if (output_format != "json") {
+      throw std::runtime_error("follow: --format " + output_format +
+                               " does not apply; follow prints one JSON object per event");
+    }
+    follow_options.host = host_options;
     follow_options.load_rules = [&] { return build_rules(rule_options); };
     return follow(follow_options);
   }

@@ -34,6 +34,9 @@ struct Match {
   // The whole line. For a boot boundary: what names the boot, its journal "-- Boot <id> --"
   // separator if it has one, else its first line ("" when the log starts inside the boot).
   std::string_view text;
+  // How many log lines the match stands for: 1 from the matcher; more where the follower let
+  // repeats of an error go and counts them on the oldest one it keeps.
+  std::uint64_t lines = 1;
 };
 
 // Walks `reader` backwards, strips each line as `format` and runs `rules` over it, yielding every

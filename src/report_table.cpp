@@ -44,17 +44,37 @@ std::string printable(std::string s) {
 std::string format_table(const Report& report) {
   using Row = std::array<std::string, 6>;
   std::vector<Row> rows;
+  // What does not fit a column (the host's view of a stacked device, a swapped drive, why a
+  // field is empty) follows the table, one line each, so the person at the rack sees it.
+  std::vector<std::string> notes;
   rows.push_back({"SERIAL", "BUS", "DEVICE", "MODEL", "ERRORS", "LAST SEEN"});
   for (const Finding& f : report.drives) {
     std::string bus = f.hctl ? *f.hctl : f.controller ? *f.controller : f.port ? *f.port : "-";
     std::string model = f.model ? f.model->value : "-";
     if (f.vendor && f.model) model = f.vendor->value + " " + model;
-    rows.push_back({f.serial ? f.serial->value : "-", bus,
-                    f.devices.empty() ? "-" : join(f.devices), model, kinds(f.errors),
+    std::string devices = f.devices.empty() ? "-" : join(f.devices);
+    rows.push_back({f.serial ? f.serial->value : "-", bus, devices, model, kinds(f.errors),
                     seen(f.errors.last())});
+    const std::string who = devices + " at " + bus;
+    for (const std::string& note : f.notes) notes.push_back(who + ": " + note);
+    if (f.host_mismatch &&
+        std::find(f.notes.begin(), f.notes.end(), *f.host_mismatch) == f.notes.end()) {
+      notes.push_back(who + ": " + *f.host_mismatch);
+    }
   }
   for (const Unresolved& u : report.unresolved) {
-    rows.push_back({"(unresolved)", "-", u.device, "-", kinds(u.errors), seen(u.errors.last())});
+    std::string device = u.device;
+    if (u.mapper_name) device += " (" + *u.mapper_name + ")";
+    rows.push_back({"(unresolved)", "-", device, "-", kinds(u.errors), seen(u.errors.last())});
+    if (!u.suspects.empty()) {
+      std::string line = device + ": " + u.reason + "; suspects:";
+      for (const Suspect& s : u.suspects) {
+        line += " " + s.disk + " (" + (s.hctl ? *s.hctl : "-") +
+                (s.serial ? ", serial " + *s.serial : "") + (s.slot ? ", slot " + *s.slot : "") +
+                ")";
+      }
+      notes.push_back(line);
+    }
   }
   std::array<std::size_t, 6> width{};
   for (auto& row : rows) {
@@ -73,6 +93,7 @@ std::string format_table(const Report& report) {
     out += line + "\n";
   }
   if (report.drives.empty() && report.unresolved.empty()) out += "no disk errors found\n";
+  for (const std::string& note : notes) out += "note: " + printable(note) + "\n";
   return out;
 }
 

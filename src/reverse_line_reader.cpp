@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "file_descriptor.hpp"
 
@@ -16,16 +17,86 @@ ReverseLineReader::ReverseLineReader(int fd, off_t size, std::string name, std::
       block_size_(std::max<std::size_t>(block_size, 1)),
       offset_(size) {}
 
+ReverseLineReader::~ReverseLineReader() {
+  if (!worker_.joinable()) return;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  worker_.join();
+}
+
 // Prepends the block that precedes buffer_[0] in the file, keeping the unread partial line.
 void ReverseLineReader::refill() {
-  const std::size_t want = static_cast<std::size_t>(std::min<off_t>(offset_, block_size_));
   const std::size_t keep = cursor_;
-  if (buffer_.size() < want + keep) buffer_.resize(want + keep);
-  std::memmove(buffer_.data() + want, buffer_.data(), keep);
+  std::size_t want = block_for(keep);
+  if (worker_.joinable()) {
+    wait_ahead();  // the worker read the block that ends at offset_ into spare_
+    want = ahead_size_;
+    spare_.resize(want + keep);
+    std::memcpy(spare_.data() + want, buffer_.data(), keep);
+    buffer_.swap(spare_);
+  } else {
+    if (buffer_.size() < want + keep) buffer_.resize(want + keep);
+    std::memmove(buffer_.data() + want, buffer_.data(), keep);
+    pread_exact(fd_, buffer_.data(), want, offset_ - static_cast<off_t>(want), name_);
+  }
   offset_ -= static_cast<off_t>(want);
-  pread_exact(fd_, buffer_.data(), want, offset_, name_);
   bytes_read_ += want;
   cursor_ = want + keep;
+  unscanned_ = want;  // the partial line kept has no newline: it was searched already
+  if (block_size_ >= kReadAheadMinBlock && offset_ > 0) read_ahead(keep);
+}
+
+std::size_t ReverseLineReader::block_for(std::size_t partial) const {
+  // A line longer than a block makes the blocks grow with it, so that it is copied and searched
+  // a few times in all rather than once per block.
+  return static_cast<std::size_t>(
+      std::min<off_t>(offset_, static_cast<off_t>(std::max(block_size_, partial))));
+}
+
+void ReverseLineReader::read_ahead(std::size_t partial) {
+  const std::size_t want = block_for(partial);
+  if (spare_.size() < want) spare_.resize(want);
+  {
+    std::lock_guard lock(mu_);
+    ahead_at_ = offset_ - static_cast<off_t>(want);
+    ahead_size_ = want;
+    requested_ = true;
+  }
+  if (worker_.joinable()) {
+    cv_.notify_all();
+  } else {
+    worker_ = std::thread([this] { work(); });
+  }
+}
+
+void ReverseLineReader::wait_ahead() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [this] { return !requested_; });
+  if (ahead_error_) std::rethrow_exception(std::exchange(ahead_error_, nullptr));
+}
+
+void ReverseLineReader::work() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return requested_ || stopping_; });
+    if (stopping_) return;
+    const off_t at = ahead_at_;
+    const std::size_t size = ahead_size_;
+    lock.unlock();
+    std::exception_ptr error;
+    try {
+      pread_exact(fd_, spare_.data(), size, at, name_);
+    } catch (...) {
+      error = std::current_exception();  // handed to the reader's thread, which reports it
+    }
+    lock.lock();
+    ahead_error_ = error;
+    requested_ = false;
+    cv_.notify_all();
+  }
 }
 
 std::optional<Line> ReverseLineReader::next() {
@@ -40,7 +111,8 @@ std::optional<Line> ReverseLineReader::next() {
     if (buffer_[cursor_ - 1] == '\n') --cursor_;  // the final newline ends the last line
   }
   for (;;) {
-    const void* hit = cursor_ ? ::memrchr(buffer_.data(), '\n', cursor_) : nullptr;
+    const std::size_t search = std::min(cursor_, unscanned_);
+    const void* hit = search ? ::memrchr(buffer_.data(), '\n', search) : nullptr;
     if (hit != nullptr || offset_ == 0) {
       std::size_t begin =
           hit ? static_cast<std::size_t>(static_cast<const char*>(hit) - buffer_.data()) + 1 : 0;
@@ -48,6 +120,7 @@ std::optional<Line> ReverseLineReader::next() {
       if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
       if (hit) {
         cursor_ = begin - 1;
+        unscanned_ = cursor_;
       } else {
         finished_ = true;
       }

@@ -58,6 +58,7 @@ Rule parse_rule(const json& item, const std::string& origin, std::size_t index) 
   std::string where = origin + ": rule #" + std::to_string(index + 1);
   if (!item.is_object()) throw RulesError(where + ": must be an object");
   Rule rule;
+  rule.origin = origin;
   rule.name = string_member(item, "name", where, true);
   where = origin + ": rule '" + rule.name + "'";
   std::string yields = string_member(item, "yields", where, true);
@@ -110,8 +111,12 @@ Rule parse_rule(const json& item, const std::string& origin, std::size_t index) 
 std::string_view field_name(Field field) { return kFieldNames[static_cast<std::size_t>(field)]; }
 
 std::vector<Rule> parse_rules(std::string_view json_text, const std::string& origin) {
-  json doc = json::parse(json_text, nullptr, false);
-  if (doc.is_discarded()) throw RulesError(origin + ": not valid JSON");
+  json doc;
+  try {
+    doc = json::parse(json_text);
+  } catch (const json::parse_error& e) {
+    throw RulesError(origin + ": not valid JSON (near byte " + std::to_string(e.byte) + ")");
+  }
   if (!doc.is_object() || !doc.contains("rules") || !doc["rules"].is_array()) {
     throw RulesError(origin + ": expected an object with a \"rules\" array");
   }
@@ -167,7 +172,8 @@ RuleSet::RuleSet(std::vector<Rule> rules) : impl_(std::make_unique<Impl>()) {
   options.set_log_errors(false);  // RE2::Quiet: we report the error ourselves, with the rule name
   for (std::size_t i = 0; i < impl_->rules.size(); ++i) {
     const Rule& rule = impl_->rules[i];
-    std::string where = "rule '" + rule.name + "'";
+    std::string where =
+        (rule.origin.empty() ? "" : rule.origin + ": ") + "rule '" + rule.name + "'";
     Impl::Compiled c;
     c.regex = std::make_unique<RE2>(rule.pattern, options);
     if (!c.regex->ok()) throw RulesError(where + ": bad pattern: " + c.regex->error());

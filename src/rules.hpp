@@ -63,6 +63,7 @@ struct Rule {
   std::string program;  // "" means kernel lines; otherwise the syslog program (e.g. "smartd")
   std::vector<RuleSample> samples;
   std::vector<std::string> near_misses;
+  std::string origin;  // the file it came from ("built-in rules" for the shipped ones)
 };
 
 // A rules file that cannot be used: the message names the file and the rule.

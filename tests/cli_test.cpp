@@ -1,6 +1,7 @@
 // Tests of the command line as a user meets it: exit statuses, one-line errors, outputs.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "test_support.hpp"
@@ -81,10 +82,22 @@ TEST_CASE("invalid UTF-8 in a log line still gives valid JSON") {
   CHECK(doc["drives"][0]["evidence"][0]["text"] == "XFS ERROR [sda] \xEF\xBF\xBD\xEF\xBF\xBD");
 }
 
-TEST_CASE("bad usage exits 2") {
-  CHECK(run_diskfault({"--format", "yaml", seed_log()}).status == 2);
-  CHECK(run_diskfault({"--no-such-option"}).status == 2);
-  CHECK(run_diskfault({"--input-format", "csv", seed_log()}).status == 2);
+TEST_CASE("bad usage is one line on stderr, exit status 2 and nothing on stdout") {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--format", "yaml", seed_log()},
+        {"--no-such-option"},
+        {"--input-format", "csv", seed_log()},
+        {"--rules", "/nonexistent/rules.json", seed_log()},
+        {"follow", "--bogus"}}) {
+    auto r = run_diskfault(args);
+    CAPTURE(args.front());
+    CHECK(r.status == 2);
+    CHECK(r.out.empty());
+    CHECK(r.err.rfind("diskfault: ", 0) == 0);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  }
+  CHECK(run_diskfault({"--rules", "/nonexistent/rules.json", seed_log()}).err ==
+        "diskfault: --rules: File does not exist: /nonexistent/rules.json (see --help)\n");
 }
 
 TEST_CASE("--help and --version exit 0") {
@@ -108,7 +121,19 @@ TEST_CASE("rules --check accepts the shipped rules and names a broken rule") {
   auto broken = dir.write("broken.json", "{");
   auto b = run_diskfault({"rules", "--check", broken});
   CHECK(b.status == 2);
-  CHECK(b.err == "diskfault: " + broken + ": not valid JSON\n");
+  CHECK(b.err == "diskfault: " + broken + ": not valid JSON (near byte 2)\n");
+  // A pattern that does not compile is refused naming the file as well as the rule.
+  auto bad_pattern = dir.write("bad-pattern.json", R"j({"rules": [{"name": "bad-re",
+      "yields": "error", "kind": "xfs", "pattern": "^XFS \\((?P<device>[a-z", "samples": []}]})j");
+  auto log = dir.write("kern.log", "XFS (sdc1): log I/O error -5\n");
+  auto p = run_diskfault({"--rules", bad_pattern, log});
+  CHECK(p.status == 2);
+  CHECK(p.out.empty());
+  CHECK(p.err.rfind("diskfault: " + bad_pattern + ": rule 'bad-re': bad pattern: ", 0) == 0);
+  // Following standard input is refused at once rather than waiting for a file called "-".
+  auto f = run_diskfault({"follow", "-"});
+  CHECK(f.status == 2);
+  CHECK(f.err.rfind("diskfault: follow: standard input cannot be followed", 0) == 0);
 }
 
 TEST_CASE("--rules adds rules that are tried before the built-in ones") {

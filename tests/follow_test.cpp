@@ -316,7 +316,7 @@ TEST_CASE("the follow correlator forgets a boot's devices at a reboot and bounds
   CHECK(correlator.newest_error_key() == std::optional<std::string>("boot 2 hctl 3:0:0:0"));
   Report report = correlator.report(number);
   REQUIRE(report.drives.size() == 1);
-  CHECK(report.drives[0].errors.total() == FollowCorrelator::kKeepPerEntity);
+  CHECK(report.drives[0].errors.total() == 201);  // every line counted, though few are kept
   CHECK(report.drives[0].errors.last().line == number);
 }
 
@@ -341,6 +341,39 @@ TEST_SUITE("follow (runs the binary)") {
     CHECK((*event)["event"]["line_number"] == 6);
     CHECK((*event)["stated_at"]["serial"]["line"] == 3);
     CHECK(follower.terminate() == 0);
+  }
+
+  TEST_CASE("a followed log that is this host's gets the host's serial, slot and their origins") {
+    diskfault::test::TempDir dir;
+    const std::string host = diskfault::test::source_root() + "/testdata/host/sata";
+    std::string head;
+    {
+      std::ifstream in(host + "/current.log");
+      for (std::string line; std::getline(in, line) && line.find("XFS") == std::string::npos;) {
+        head += line + "\n";
+      }
+    }
+    std::string log = dir.write("kern.log", head);
+    const std::string error = xfs_error(" 9000.000000");
+    for (bool this_host : {false, true}) {
+      std::vector<std::string> args{log, "--sysfs-root", host + "/sys", "--udev-root",
+                                    host + "/udev"};
+      if (this_host) args.push_back("--this-host");
+      Follower follower(args);
+      REQUIRE(follower.ready());
+      append(log, error);
+      auto event = follower.next_event();
+      REQUIRE(event);
+      CAPTURE(this_host);
+      CHECK((*event)["hctl"] == "2:0:0:0");
+      if (this_host) {
+        CHECK((*event)["serial"] == "Z1ZFAKE1");
+        CHECK((*event)["origin"]["serial"] == "udev:b8:32 E:ID_SERIAL_SHORT");
+      } else {
+        CHECK((*event)["serial"] == nullptr);  // a file may be another host's, or an old boot
+      }
+      CHECK(follower.terminate() == 0);
+    }
   }
 
   TEST_CASE("the follower goes on with a log renamed away and created anew") {

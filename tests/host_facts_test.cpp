@@ -479,6 +479,23 @@ TEST_CASE("diskfault --this-host with a fake tree prints host facts and their or
   CHECK(json::parse(earlier.out)["drives"][0]["serial"].is_null());
 }
 
+TEST_CASE("the table shows a stacked device's mapper name and suspects, and a swapped drive") {
+  auto table = [](const std::string& name) {
+    std::string dir = case_dir(name);
+    return test::run_diskfault({"--format", "table", "--sysfs-root", dir + "/sys", "--udev-root",
+                                dir + "/udev", "--this-host", dir + "/current.log"})
+        .out;
+  };
+  std::string dm = table("dm");
+  CHECK(dm.find("(unresolved)  -    dm-3 (vg0-data)") != std::string::npos);
+  CHECK(dm.find("suspects: sdc (2:0:0:0, serial Z1ZFAKE1) sdd (3:0:0:0, serial Z1ZFAKE4)") !=
+        std::string::npos);
+  std::string swapped = table("swapped");
+  CHECK(swapped.find("note: sdc at 2:0:0:0: the log has ATA ST4000NM0033-9ZM at 2:0:0:0, the "
+                     "host has ATA ST8000VN004-2M21 there now") != std::string::npos);
+  CHECK(swapped.find("note:") == swapped.rfind("note:"));  // said once
+}
+
 TEST_CASE("diskfault says in one line on stderr which host files it could not read") {
   TempDir dir;
   fs::path root = copy_case("sas", dir);

@@ -132,3 +132,51 @@ TEST_CASE("a file that shrinks while it is read is an error that names it") {
       std::system_error);
   ::close(fd);
 }
+
+TEST_CASE("blocks read ahead on the second thread give the same lines, long lines included") {
+  TempDir dir;
+  std::mt19937 rng(7);
+  const std::size_t block = ReverseLineReader::kReadAheadMinBlock;
+  for (int round = 0; round < 6; ++round) {
+    std::string data;
+    while (data.size() < 5 * block + rng() % block) {
+      // Mostly short lines, now and then one longer than two blocks.
+      std::size_t length = rng() % 40 == 0 ? 2 * block + rng() % block : rng() % 200;
+      for (std::size_t i = 0; i < length; ++i) data += static_cast<char>('a' + rng() % 26);
+      data += rng() % 10 ? "\n" : "\r\n";
+    }
+    if (round % 2) data.pop_back();  // no final newline
+    std::string path = dir.write("ahead.log", data);
+    CAPTURE(round);
+    std::uint64_t count = 0;
+    auto expected = forward_split(data);
+    CHECK(read_backwards(path, block, &count) == expected);
+    CHECK(count == expected.size());
+  }
+}
+
+TEST_CASE("a read ahead that fails reaches the caller, and a reader left early stops cleanly") {
+  TempDir dir;
+  const std::size_t block = ReverseLineReader::kReadAheadMinBlock;
+  std::string data;
+  while (data.size() < 4 * block) data += "a line of noise\n";
+  std::string path = dir.write("ahead.log", data);
+  int fd = ::open(path.c_str(), O_RDWR);
+  REQUIRE(fd >= 0);
+  const off_t size = static_cast<off_t>(data.size());
+  {
+    ReverseLineReader early(fd, size, path, block);
+    CHECK(early.next()->text == "a line of noise");  // the next block is being read meanwhile
+  }
+  ReverseLineReader failing(fd, size, path, block);
+  REQUIRE(failing.next().has_value());
+  REQUIRE(::ftruncate(fd, 10) == 0);
+  try {
+    while (failing.next()) {
+    }
+    FAIL("no error");
+  } catch (const std::system_error& e) {
+    CHECK(std::string(e.what()).find(path) != std::string::npos);
+  }
+  ::close(fd);
+}
