@@ -7,6 +7,13 @@
 #include "device_names.hpp"
 
 namespace diskfault {
+
+namespace {
+constexpr const char* kAdapterUntied =
+    "an adapter's error report that the log does not tie to a drive: no SCSI command line of "
+    "one drive just before it";
+}  // namespace
+
 namespace {
 
 std::string_view capture(const Match& m, Field f) {
@@ -79,6 +86,15 @@ void BootCorrelator::Fragment::merge(const Fragment& other) {
   partitions.insert(other.partitions.begin(), other.partitions.end());
 }
 
+void BootCorrelator::add_unresolved(std::string_view device, std::string reason,
+                                    const std::string& kind, const Position& at,
+                                    std::string_view text, std::uint64_t lines) {
+  auto& u = unresolved_[std::string(device)];
+  u.device = device;
+  u.reason = std::move(reason);
+  u.errors.add(kind, at, text, lines);
+}
+
 void BootCorrelator::add(const Match& m) {
   std::string_view device = capture(m, Field::kDevice);
   std::string_view hctl = capture(m, Field::kHctl);
@@ -105,6 +121,25 @@ void BootCorrelator::add(const Match& m) {
     }
     return;
   }
+  if (m.type == EventType::kError && !m.rule->device_from.empty()) {
+    adapter_errors_.push_back(AdapterError{m.rule,
+                                           std::string(controller.empty() ? device : controller),
+                                           std::string(m.text), at, m.lines});
+    return;
+  }
+  if (!adapter_errors_.empty() && !hctl.empty()) {
+    // The command line an adapter's report follows names the drive the report is about.
+    std::erase_if(adapter_errors_, [&](const AdapterError& e) {
+      if (e.rule->device_from != m.rule->name) return false;
+      if (m.from_end - e.at.from_end <= kCommandReportLines) {
+        fragments_[{{KeyKind::kLocation, std::string(hctl)}, segment_}].errors.add(
+            e.rule->kind, e.at, e.text, e.lines);
+      } else {
+        add_unresolved(e.adapter, kAdapterUntied, e.rule->kind, e.at, e.text, e.lines);
+      }
+      return true;
+    });
+  }
   if (m.type == EventType::kDetach) ++segment_;  // the detach line is the old drive's last word
 
   std::string disk, partition;
@@ -117,13 +152,12 @@ void BootCorrelator::add(const Match& m) {
       case DeviceClass::kStacked:
       case DeviceClass::kUnknown:
         if (m.type == EventType::kError) {
-          auto& u = unresolved_[std::string(device)];
-          u.device = device;
-          u.reason = classify_device(device) == DeviceClass::kStacked
-                         ? "a stacked device (device-mapper or md): the log does not say which "
-                           "drive beneath it failed"
-                         : "not a disk name diskfault knows";
-          u.errors.add(m.rule->kind, at, m.text, m.lines);
+          add_unresolved(device,
+                         classify_device(device) == DeviceClass::kStacked
+                             ? "a stacked device (device-mapper or md): the log does not say "
+                               "which drive beneath it failed"
+                             : "not a disk name diskfault knows",
+                         m.rule->kind, at, m.text, m.lines);
         }
         return;
       case DeviceClass::kIgnored:
@@ -172,6 +206,10 @@ void BootCorrelator::add(const Match& m) {
 
 BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
                                               const std::string& boot_key) {
+  for (const AdapterError& e : adapter_errors_) {
+    add_unresolved(e.adapter, kAdapterUntied, e.rule->kind, e.at, e.text, e.lines);
+  }
+  adapter_errors_.clear();
   // A libata port stands for the address it is tied to, when the boot ties it to exactly one.
   std::map<std::string, std::string> port_place;
   for (auto& [port, addresses] : port_locations_) {

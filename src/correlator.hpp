@@ -76,6 +76,20 @@ class BootCorrelator {
   std::map<std::string, std::set<std::string>> episodes_;  // open libata episode: link -> addresses
   std::vector<Boundary> boundaries_;
   std::map<std::string, Unresolved> unresolved_;
+  // Errors that name only their adapter, waiting (going backwards) for the line of their rule's
+  // device_from that names the drive. It must come within kCommandReportLines lines: the
+  // adapter prints its report right after the command, and a line further away may be another
+  // drive's.
+  static constexpr std::uint64_t kCommandReportLines = 16;
+  struct AdapterError {
+    const Rule* rule;
+    std::string adapter, text;
+    Position at;
+    std::uint64_t lines;
+  };
+  std::vector<AdapterError> adapter_errors_;
+  void add_unresolved(std::string_view device, std::string reason, const std::string& kind,
+                      const Position& at, std::string_view text, std::uint64_t lines);
 };
 
 }  // namespace diskfault

@@ -102,7 +102,7 @@ class LaterStamp {
  private:
   void keep(std::string_view plain) {
     width_ = plain.size();
-    std::memcpy(text_.data(), plain.data(), width_);
+    if (width_ != 0) std::memcpy(text_.data(), plain.data(), width_);  // "" may have no data
   }
 
   double value_ = -1;

@@ -73,6 +73,7 @@ Rule parse_rule(const json& item, const std::string& origin, std::size_t index) 
   rule.kind = string_member(item, "kind", where, rule.yields == EventType::kError);
   rule.pattern = string_member(item, "pattern", where, true);
   rule.program = string_member(item, "program", where, false);
+  rule.device_from = string_member(item, "device_from", where, false);
   if (auto samples = item.find("samples"); samples != item.end()) {
     if (!samples->is_array()) throw RulesError(where + ": \"samples\" must be an array");
     for (const json& s : *samples) {
@@ -212,6 +213,22 @@ RuleSet::RuleSet(std::vector<Rule> rules) : impl_(std::make_unique<Impl>()) {
     audience->rule_of.push_back(i);
     audience->patterns.push_back(rule.pattern);
     impl_->compiled.push_back(std::move(c));
+  }
+  for (const Rule& rule : impl_->rules) {
+    if (rule.device_from.empty()) continue;
+    std::string where =
+        (rule.origin.empty() ? "" : rule.origin + ": ") + "rule '" + rule.name + "'";
+    if (rule.yields != EventType::kError)
+      throw RulesError(where + ": only an error takes device_from");
+    auto from = std::find_if(impl_->rules.begin(), impl_->rules.end(),
+                             [&](const Rule& r) { return r.name == rule.device_from; });
+    if (from == impl_->rules.end()) {
+      throw RulesError(where + ": device_from names no rule: '" + rule.device_from + "'");
+    }
+    const auto& c = impl_->compiled[static_cast<std::size_t>(from - impl_->rules.begin())];
+    if (c.group[static_cast<std::size_t>(Field::kHctl)] == 0) {
+      throw RulesError(where + ": device_from rule '" + rule.device_from + "' has no hctl capture");
+    }
   }
   for (auto& a : impl_->audiences) {
     if (!a.set->Compile()) throw RulesError("rules: the pattern set is too large to compile");

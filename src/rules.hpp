@@ -61,6 +61,10 @@ struct Rule {
   std::string kind;     // error kind ("xfs", "io", "medium", ...), for kError only
   std::string pattern;  // RE2 syntax, matched from the start of the message
   std::string program;  // "" means kernel lines; otherwise the syslog program (e.g. "smartd")
+  // For an error that names only its adapter ("mpt3sas_cm0: [sense_key,asc,ascq]: ..."): the
+  // rule whose line, printed just before it, names the drive (the SCSI command it failed). ""
+  // for an error that names its drive itself.
+  std::string device_from;
   std::vector<RuleSample> samples;
   std::vector<std::string> near_misses;
   std::string origin;  // the file it came from ("built-in rules" for the shipped ones)

@@ -344,3 +344,50 @@ TEST_CASE("a journal boot is named by its separator, not by the version line all
   CHECK(report.drives[0].boot_key == "-- Boot 4f2c0a1b2c3d4e5f60718293a4b5c6d7 --");
   CHECK(report.drives[1].boot_key == "Nov 02 10:00:00 n kernel: Linux version 6.1.0 (a@b) #1");
 }
+
+TEST_CASE("an HBA's sense report goes to the drive of the SCSI command printed just before it") {
+  const std::string sde_command =
+      "[ 1212.352770] sd 0:0:4:0: [sde] tag#3885 CDB: Read(16) 88 00 00 00 00 00 1b 5c 5b 00 00 00 "
+      "00 08 00 00\n";
+  const std::string sdj_command =
+      "[ 1212.353248] sd 0:0:9:0: [sdj] tag#3886 CDB: Read(16) 88 00 00 00 00 00 0a 11 20 00 00 00 "
+      "00 08 00 00\n";
+  auto report_block = [](const char* key, int slot) {
+    std::string phy = std::to_string(slot);
+    return "[ 1212.353300] mpt3sas_cm0:     sas_address(0x443322110" + phy + "000000), phy(" + phy +
+           ")\n[ 1212.353301] mpt3sas_cm0: enclosure logical id(0x500062b200d564c0), slot(" + phy +
+           ")\n[ 1212.353302] mpt3sas_cm0:     handle(0x0015), ioc_status(success)(0x0000), "
+           "smid(3886)\n[ 1212.353303] mpt3sas_cm0:     scsi_status(check condition)(0x02), "
+           "scsi_state(autosense valid )(0x01)\n[ 1212.353304] mpt3sas_cm0:     "
+           "[sense_key,asc,ascq]: [" +
+           std::string(key) + ",0x11,0x00], count(18)\n";
+  };
+  const std::string attach =
+      "[    3.000000] sd 0:0:4:0: [sde] Attached SCSI disk\n"
+      "[    3.000100] sd 0:0:9:0: [sdj] Attached SCSI disk\n";
+
+  SUBCASE("interleaved reports: a recovered error is no fault, a medium error is sdj's") {
+    Report r = diagnose_text(attach + sde_command + report_block("0x01", 4) + sdj_command +
+                             report_block("0x03", 9));
+    REQUIRE(r.drives.size() == 1);
+    CHECK(r.drives[0].hctl == "0:0:9:0");
+    CHECK(r.drives[0].devices == std::vector<std::string>{"sdj"});
+    CHECK(r.drives[0].errors.by_kind().at("medium") == 1);
+    CHECK(r.unresolved.empty());
+  }
+  SUBCASE("a report whose command line is not just before it is not given to any drive") {
+    std::string far_away = sdj_command;
+    for (int i = 0; i < 20; ++i)
+      far_away += "[ 1212.353250] usb 1-1: reset high-speed USB device\n";
+    Report r = diagnose_text(attach + far_away + report_block("0x04", 9));
+    CHECK(r.drives.empty());
+    REQUIRE(r.unresolved.size() == 1);
+    CHECK(r.unresolved[0].device == "mpt3sas_cm0");
+    CHECK(r.unresolved[0].errors.by_kind().at("hardware") == 1);
+
+    Report orphan = diagnose_text(attach + report_block("0x03", 9));
+    CHECK(orphan.drives.empty());
+    REQUIRE(orphan.unresolved.size() == 1);
+    CHECK(orphan.unresolved[0].reason.find("does not tie to a drive") != std::string::npos);
+  }
+}
