@@ -17,16 +17,23 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 // and six decimals. Two such stamps of one width compare as numbers when compared as bytes (a
 // space sorts before every digit), so the fast lane orders lines without reading numbers.
 bool plain_stamp(std::string_view s) {
-  if (s.size() < 8 || s.size() > 24) return false;
-  const std::size_t dot = s.size() - 7;
-  if (s[dot] != '.') return false;
-  for (std::size_t i = dot + 1; i < s.size(); ++i) {
-    if (!is_digit(s[i])) return false;
-  }
+  const std::size_t width = s.size();
+  if (width < 8 || width > 24) return false;
+  // The last eight bytes, first byte lowest: the units digit, the dot, six decimals.
+  std::uint64_t tail;
+  std::memcpy(&tail, s.data() + width - 8, sizeof tail);
+  if constexpr (std::endian::native == std::endian::big) tail = __builtin_bswap64(tail);
+  if (((tail >> 8) & 0xff) != '.') return false;
+  const std::uint64_t digits = (tail & ~(0xffULL << 8)) | (std::uint64_t{'0'} << 8);
+  // A byte below '0' borrows into its top bit, one above '9' carries into it.
+  constexpr std::uint64_t kZeros = 0x3030303030303030, kPastNine = 0x4646464646464646;
+  if (((digits - kZeros) | (digits + kPastNine)) & 0x8080808080808080) return false;
+  // Before the units digit: spaces, then digits without a leading zero.
+  const std::size_t units = width - 8;
   std::size_t i = 0;
-  while (i < dot && s[i] == ' ') ++i;
-  if (i == dot || (s[i] == '0' && i + 1 != dot)) return false;
-  for (; i < dot; ++i) {
+  while (i < units && s[i] == ' ') ++i;
+  if (i < units && s[i] == '0') return false;
+  for (; i < units; ++i) {
     if (!is_digit(s[i])) return false;
   }
   return true;
@@ -159,35 +166,46 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
     content_since = false;
   };
 
-  while (auto line = reader.next()) {
-    if (fast_lane && !held) {
-      // Most lines are noise stamped after the line that follows them. Such a line (no rule can
-      // match it, its stamp no later than the later line's, so no clock restart) changes only
-      // the counters below, exactly as the full path would change them.
-      std::string_view text = line->text;
+  for (;;) {
+    if (fast_lane && !held && !later.plain().empty()) {
+      // Most lines are noise stamped no later than the line that follows them: no rule can
+      // match them and the clock does not restart there. A run of such lines changes only the
+      // counters below, exactly as the full path would change them line by line, so the reader
+      // hands them over in one call and only the run's oldest line is remembered.
       const std::size_t width = later.plain().size();
-      if (width != 0 && text.size() > width + 1 && text[0] == '[' && text[width + 1] == ']') {
-        std::string_view stamp = text.substr(1, width);
-        if (plain_stamp(stamp) && stamp_not_after(stamp.data(), later.plain().data(), width)) {
-          std::string_view message = text.substr(width + 2);
-          if (!message.empty() && message.front() == ' ') message.remove_prefix(1);
-          if (!rules.kernel_may_match(message)) {
-            const bool late = plain_stamp_late(stamp);
-            later.set_plain(stamp);
-            boot_first_from_end = line->from_end;
-            if (late) {
-              boot_first_line.clear();
-            } else {
-              boot_first_line.assign(text);
-            }
-            content_since = true;
-            ++kernel_lines_since;
-            if (late) late_clock_since = true;
-            continue;
-          }
+      const char* later_stamp = later.plain().data();
+      std::string_view newest, oldest;
+      const std::uint64_t skipped = reader.skip_while([&](const Line& line) {
+        std::string_view text = line.text;
+        if (text.size() <= width + 1 || text[0] != '[' || text[width + 1] != ']') return false;
+        const char* stamp = text.data() + 1;
+        if (!plain_stamp({stamp, width}) || !stamp_not_after(stamp, later_stamp, width)) {
+          return false;
         }
+        std::string_view message = text.substr(width + 2);
+        if (!message.empty() && message.front() == ' ') message.remove_prefix(1);
+        if (rules.kernel_may_match(message)) return false;
+        later_stamp = stamp;
+        if (newest.empty()) newest = text;
+        oldest = text;
+        return true;
+      });
+      if (skipped != 0) {
+        // Going back, stamps only fall within the run: its newest line holds the largest.
+        if (plain_stamp_late(newest.substr(1, width))) late_clock_since = true;
+        later.set_plain({later_stamp, width});
+        boot_first_from_end = reader.line_count();  // the oldest line passed
+        if (plain_stamp_late(oldest.substr(1, width))) {
+          boot_first_line.clear();
+        } else {
+          boot_first_line.assign(oldest);
+        }
+        content_since = true;
+        kernel_lines_since += skipped;
       }
     }
+    auto line = reader.next();
+    if (!line) break;
 
     Record record = parse_line(format, line->text);
     if (held) {

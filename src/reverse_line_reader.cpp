@@ -1,8 +1,6 @@
 // The reverse line reader: memrchr over blocks read backwards, a partial line carried between them.
 #include "reverse_line_reader.hpp"
 
-#include <string.h>  // memrchr (a GNU extension, not in <cstring>)
-
 #include <algorithm>
 #include <cstring>
 #include <utility>
@@ -112,10 +110,9 @@ std::optional<Line> ReverseLineReader::next() {
   }
   for (;;) {
     const std::size_t search = std::min(cursor_, unscanned_);
-    const void* hit = search ? ::memrchr(buffer_.data(), '\n', search) : nullptr;
+    const char* hit = find_last_newline(buffer_.data(), search);
     if (hit != nullptr || offset_ == 0) {
-      std::size_t begin =
-          hit ? static_cast<std::size_t>(static_cast<const char*>(hit) - buffer_.data()) + 1 : 0;
+      std::size_t begin = hit ? static_cast<std::size_t>(hit - buffer_.data()) + 1 : 0;
       std::string_view text(buffer_.data() + begin, cursor_ - begin);
       if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
       if (hit) {

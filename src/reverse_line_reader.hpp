@@ -1,8 +1,14 @@
 // Reads a log's lines last line first, block by block with pread, in bounded memory.
 #pragma once
 
+#include <string.h>  // memrchr (a GNU extension, not in <cstring>)
 #include <sys/types.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include <algorithm>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -15,6 +21,33 @@
 #include <vector>
 
 namespace diskfault {
+
+// The last '\n' in data[0, size), or nullptr. Inline and in 32-byte steps: a log line is
+// about 150 bytes, short enough that a library call per line costs as much as the search.
+inline const char* find_last_newline(const char* data, std::size_t size) {
+#if defined(__SSE2__)
+  const __m128i newline = _mm_set1_epi8('\n');
+  auto mask_at = [&](std::size_t at) {  // bit i: data[at + i] is a newline
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + at));
+    return static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, newline)));
+  };
+  std::size_t end = size;
+  while (end >= 32) {
+    const unsigned high = mask_at(end - 16);
+    if (high != 0) return data + end - 16 + (31 - __builtin_clz(high));
+    const unsigned low = mask_at(end - 32);
+    if (low != 0) return data + end - 32 + (31 - __builtin_clz(low));
+    end -= 32;
+  }
+  if (end >= 16) {
+    const unsigned mask = mask_at(end - 16);
+    if (mask != 0) return data + end - 16 + (31 - __builtin_clz(mask));
+    end -= 16;
+  }
+  size = end;
+#endif
+  return size != 0 ? static_cast<const char*>(::memrchr(data, '\n', size)) : nullptr;
+}
 
 // One line handed out by ReverseLineReader.
 struct Line {
@@ -49,6 +82,13 @@ class ReverseLineReader {
   // The previous line, or nullopt when the start of the file has been passed. Throws
   // std::system_error if the file cannot be read.
   std::optional<Line> next();
+
+  // Offers `take` the lines before the next one next() would return, last first, while it
+  // returns true and they lie whole in the block at hand; a refused line is left for next().
+  // Returns how many lines `take` kept. For a scan that passes over most lines: one call per
+  // run of lines, none per line. `take(const Line&)` must not call into the reader.
+  template <class Take>
+  std::uint64_t skip_while(Take&& take);
 
   // Lines handed out so far; the file's line count once next() has returned nullopt.
   std::uint64_t line_count() const noexcept { return lines_; }
@@ -90,5 +130,23 @@ class ReverseLineReader {
   std::exception_ptr ahead_error_;
   std::thread worker_;  // last: it starts after, and is joined before, what it uses goes away
 };
+
+template <class Take>
+std::uint64_t ReverseLineReader::skip_while(Take&& take) {
+  if (!started_ || finished_) return 0;  // next() reads the first block and ends the file
+  std::uint64_t taken = 0;
+  for (;;) {
+    const char* hit = find_last_newline(buffer_.data(), std::min(cursor_, unscanned_));
+    if (hit == nullptr) return taken;  // the line may begin in an earlier block
+    const std::size_t begin = static_cast<std::size_t>(hit - buffer_.data()) + 1;
+    std::string_view text(buffer_.data() + begin, cursor_ - begin);
+    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+    if (!take(Line{text, lines_ + 1})) return taken;  // next() finds this line again
+    ++lines_;
+    ++taken;
+    cursor_ = begin - 1;
+    unscanned_ = cursor_;
+  }
+}
 
 }  // namespace diskfault

@@ -235,6 +235,7 @@ RuleSet::RuleSet(std::vector<Rule> rules) : impl_(std::make_unique<Impl>()) {
     a.prefilter = std::make_unique<RulePrefilter>(a.patterns);
   }
   impl_->kernel_audience = impl_->audience({}, true);
+  if (impl_->kernel_audience) kernel_prefilter_ = impl_->kernel_audience->prefilter.get();
 }
 
 RuleSet::~RuleSet() = default;
@@ -242,11 +243,6 @@ RuleSet::RuleSet(RuleSet&&) noexcept = default;
 RuleSet& RuleSet::operator=(RuleSet&&) noexcept = default;
 
 const std::vector<Rule>& RuleSet::rules() const noexcept { return impl_->rules; }
-
-bool RuleSet::kernel_may_match(std::string_view message) const {
-  const Impl::Audience* audience = impl_->kernel_audience;
-  return audience != nullptr && audience->prefilter->may_match(message);
-}
 
 std::optional<RuleMatch> RuleSet::match(const Record& record) const {
   return match(record.message, record.program, record.kernel);

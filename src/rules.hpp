@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "rule_prefilter.hpp"
+
 namespace re2 {
 class RE2;
 }
@@ -110,7 +112,9 @@ class RuleSet {
 
   // False when no kernel rule can match `message` (the prefilter's answer, without RE2): the
   // matcher's fast lane asks this before it takes a line apart.
-  bool kernel_may_match(std::string_view message) const;
+  bool kernel_may_match(std::string_view message) const {
+    return kernel_prefilter_ != nullptr && kernel_prefilter_->may_match(message);
+  }
 
   const std::vector<Rule>& rules() const noexcept;
 
@@ -122,6 +126,9 @@ class RuleSet {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  // The kernel audience's prefilter, owned by impl_ (a move keeps it where it is); read inline
+  // on the fast lane's every line.
+  const RulePrefilter* kernel_prefilter_ = nullptr;
 };
 
 }  // namespace diskfault

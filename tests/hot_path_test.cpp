@@ -122,6 +122,10 @@ std::string tricky_dmesg(std::mt19937& rng, std::size_t lines) {
       case 5:
         stamp[0] = '\0';
         break;
+      case 6:  // one byte of the stamp damaged: a letter, a colon, a slash, a space or a zero
+        std::snprintf(stamp, sizeof stamp, "[%5llu.%06llu] ", whole, part);
+        stamp[1 + rng() % 12] = "x:/ 0"[rng() % 5];
+        break;
       default:
         std::snprintf(stamp, sizeof stamp, "[%5llu.%06llu] ", whole, part);
         break;
@@ -142,6 +146,36 @@ TEST_CASE("the matcher's fast lane yields exactly what the full path yields") {
       if (entry.path().extension() != ".log") continue;
       check_lanes_agree(entry.path().string());
       check_lanes_agree(entry.path().string(), LogFormat::kDmesg);
+    }
+  }
+  SUBCASE("a run of noise that crosses the end of the boot prelude") {
+    // Read backwards, the noise from 5.5 s down to 4.0 s is one run whose newest line is past
+    // the prelude and whose oldest is not; the line above it has no stamp, so only the run can
+    // tell that boot B had a late clock, which is what makes the jump back from 100 s a reboot.
+    test::TempDir dir;
+    check_lanes_agree(dir.write("prelude.log",
+                                "[    0.000000] Linux version 6.1.0-13-amd64 (boot A)\n"
+                                "[  100.000000] usb 1-1: new high-speed USB device\n"
+                                "[    4.000000] usb 1-1: new high-speed USB device\n"
+                                "[    4.500000] usb 1-1: new high-speed USB device\n"
+                                "[    5.500000] usb 1-1: new high-speed USB device\n"
+                                "a line without a stamp\n"
+                                "[    6.000000] Linux version 6.1.0-13-amd64 (boot C)\n"
+                                "[    7.000000] usb 1-1: new high-speed USB device\n"));
+  }
+  SUBCASE("stamps damaged in each position") {
+    // Read backwards, 12 s is the clock the damaged line must not replace: 100 s before it is
+    // a reboot only when the damaged stamp is seen not to be one.
+    test::TempDir dir;
+    for (std::size_t at = 0; at < 12; ++at) {
+      for (char damage : {'x', ':', '/', ' ', '0'}) {
+        std::string damaged = "    9.000000";
+        damaged[at] = damage;
+        check_lanes_agree(dir.write("damaged.log", "[  100.000000] usb 1-1: new device\n[" +
+                                                       damaged +
+                                                       "] usb 1-1: new device\n"
+                                                       "[   12.000000] usb 1-1: new device\n"));
+      }
     }
   }
   SUBCASE("random dmesg logs with every kind of clock") {

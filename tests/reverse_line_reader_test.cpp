@@ -3,8 +3,10 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <string.h>  // memrchr
 #include <unistd.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
 #include <system_error>
@@ -75,6 +77,68 @@ TEST_CASE("the reverse reader agrees with a forward split on random inputs at ev
       CHECK(read_backwards(path, block, &count) == expected);
       CHECK(count == expected.size());
     }
+  }
+}
+
+TEST_CASE("lines taken in runs by skip_while and one by one by next() are the file's lines") {
+  TempDir dir;
+  std::mt19937 rng(20261126);
+  const std::string alphabet("ab\n\n\r\0\xff\xc3 x", 11);
+  for (int round = 0; round < 200; ++round) {
+    std::size_t length = rng() % (round < 100 ? 60 : 5000);
+    std::string data;
+    for (std::size_t i = 0; i < length; ++i) data += alphabet[rng() % alphabet.size()];
+    std::string path = dir.write("random.log", data);
+    auto expected = forward_split(data);
+    std::reverse(expected.begin(), expected.end());
+    for (std::size_t block : {1u, 5u, 64u, 65536u}) {
+      CAPTURE(round);
+      CAPTURE(block);
+      int fd = ::open(path.c_str(), O_RDONLY);
+      REQUIRE(fd >= 0);
+      ReverseLineReader reader(fd, static_cast<off_t>(data.size()), path, block);
+      std::vector<std::string> got;
+      std::string refused;
+      bool any_refused = false;
+      for (;;) {
+        any_refused = false;
+        const std::uint64_t taken = reader.skip_while([&](const diskfault::Line& line) {
+          if (rng() % 3 == 0) {
+            refused.assign(line.text);
+            any_refused = true;
+            return false;
+          }
+          CHECK(line.from_end == got.size() + 1);
+          got.emplace_back(line.text);
+          return true;
+        });
+        CHECK(reader.line_count() == got.size());
+        (void)taken;
+        auto line = reader.next();
+        if (!line) break;
+        if (any_refused) CHECK(line->text == refused);  // the refused line comes next
+        CHECK(line->from_end == got.size() + 1);
+        got.emplace_back(line->text);
+      }
+      CHECK(got == expected);
+      ::close(fd);
+    }
+  }
+}
+
+TEST_CASE("the inline newline search finds what memrchr finds") {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 20000; ++round) {
+    std::string data(rng() % 200, 'a');
+    for (char& c : data) {
+      if (rng() % 40 == 0)
+        c = '\n';
+      else if (rng() % 5 == 0)
+        c = static_cast<char>(rng());
+    }
+    const std::size_t size = data.empty() ? 0 : rng() % (data.size() + 1);
+    const void* want = size ? ::memrchr(data.data(), '\n', size) : nullptr;
+    CHECK(diskfault::find_last_newline(data.data(), size) == want);
   }
 }
 
