@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <system_error>
@@ -136,10 +137,16 @@ std::vector<Rule> load_rules_file(const std::string& path) {
   return parse_rules(text.str(), path);
 }
 
-std::vector<Rule> default_rules() { return parse_rules(kDefaultRulesJson, "built-in rules"); }
+std::vector<Rule> default_rules() {
+  std::vector<Rule> rules = parse_rules(kDefaultRulesJson, "built-in rules");
+  for (Rule& rule : rules) rule.proven = true;
+  return rules;
+}
 
 struct RuleSet::Impl {
+  // A rule's own RE2 (for its captures), made once, on first use for a proven rule.
   struct Compiled {
+    std::once_flag once;
     std::unique_ptr<RE2> regex;
     std::array<int, kFieldCount> group{};  // capture group number per field, 0 if absent
     int groups = 0;
@@ -155,9 +162,36 @@ struct RuleSet::Impl {
   };
 
   std::vector<Rule> rules;
-  std::vector<Compiled> compiled;
+  std::unique_ptr<Compiled[]> compiled;  // one per rule; once_flag pins them in place
   std::vector<Audience> audiences;
   const Audience* kernel_audience = nullptr;  // the audience of kernel messages, if any rule has it
+
+  // Rule i's own RE2 and capture groups, compiled on first call. Throws RulesError for a
+  // pattern that does not compile or names an unknown capture.
+  const Compiled& ready(std::size_t i) const {
+    Compiled& c = compiled[i];
+    std::call_once(c.once, [&] { compile(i, c); });
+    return c;
+  }
+
+  void compile(std::size_t i, Compiled& c) const {
+    const Rule& rule = rules[i];
+    RE2::Options options;
+    options.set_log_errors(false);  // RE2::Quiet: we report the error ourselves, with the rule name
+    auto regex = std::make_unique<RE2>(rule.pattern, options);
+    if (!regex->ok()) throw RulesError(where(rule) + ": bad pattern: " + regex->error());
+    for (auto& [name, number] : regex->NamedCapturingGroups()) {
+      auto field = field_by_name(name);
+      if (!field) throw RulesError(where(rule) + ": unknown capture name '" + name + "'");
+      c.group[static_cast<std::size_t>(*field)] = number;
+    }
+    c.groups = regex->NumberOfCapturingGroups();
+    c.regex = std::move(regex);
+  }
+
+  static std::string where(const Rule& rule) {
+    return (rule.origin.empty() ? "" : rule.origin + ": ") + "rule '" + rule.name + "'";
+  }
 
   const Audience* audience(std::string_view program, bool kernel) const {
     for (const Audience& a : audiences) {
@@ -169,35 +203,29 @@ struct RuleSet::Impl {
 
 RuleSet::RuleSet(std::vector<Rule> rules) : impl_(std::make_unique<Impl>()) {
   impl_->rules = std::move(rules);
+  impl_->compiled = std::make_unique<Impl::Compiled[]>(impl_->rules.size());
   RE2::Options options;
-  options.set_log_errors(false);  // RE2::Quiet: we report the error ourselves, with the rule name
+  options.set_log_errors(false);
   for (std::size_t i = 0; i < impl_->rules.size(); ++i) {
     const Rule& rule = impl_->rules[i];
-    std::string where =
-        (rule.origin.empty() ? "" : rule.origin + ": ") + "rule '" + rule.name + "'";
-    Impl::Compiled c;
-    c.regex = std::make_unique<RE2>(rule.pattern, options);
-    if (!c.regex->ok()) throw RulesError(where + ": bad pattern: " + c.regex->error());
-    c.groups = c.regex->NumberOfCapturingGroups();
-    for (auto& [name, number] : c.regex->NamedCapturingGroups()) {
-      auto field = field_by_name(name);
-      if (!field) throw RulesError(where + ": unknown capture name '" + name + "'");
-      c.group[static_cast<std::size_t>(*field)] = number;
-    }
-    auto has = [&](Field f) { return c.group[static_cast<std::size_t>(f)] != 0; };
-    bool addressable =
-        has(Field::kDevice) || has(Field::kHctl) || has(Field::kPort) || has(Field::kController);
-    if (rule.yields != EventType::kBoot && !addressable) {
-      throw RulesError(where + ": needs a device, hctl, port or controller capture");
-    }
-    if ((rule.yields == EventType::kEpisodeStart || rule.yields == EventType::kEpisodeEnd) &&
-        !has(Field::kPort)) {
-      throw RulesError(where + ": an episode event needs a port capture");
-    }
-    if ((rule.yields == EventType::kAppear || rule.yields == EventType::kAttach ||
-         rule.yields == EventType::kDetach) &&
-        !has(Field::kHctl) && !has(Field::kPort) && !has(Field::kController)) {
-      throw RulesError(where + ": a presence event needs an hctl, port or controller capture");
+    const std::string where = Impl::where(rule);
+    if (!rule.proven) {
+      const Impl::Compiled& c = impl_->ready(i);
+      auto has = [&](Field f) { return c.group[static_cast<std::size_t>(f)] != 0; };
+      bool addressable =
+          has(Field::kDevice) || has(Field::kHctl) || has(Field::kPort) || has(Field::kController);
+      if (rule.yields != EventType::kBoot && !addressable) {
+        throw RulesError(where + ": needs a device, hctl, port or controller capture");
+      }
+      if ((rule.yields == EventType::kEpisodeStart || rule.yields == EventType::kEpisodeEnd) &&
+          !has(Field::kPort)) {
+        throw RulesError(where + ": an episode event needs a port capture");
+      }
+      if ((rule.yields == EventType::kAppear || rule.yields == EventType::kAttach ||
+           rule.yields == EventType::kDetach) &&
+          !has(Field::kHctl) && !has(Field::kPort) && !has(Field::kController)) {
+        throw RulesError(where + ": a presence event needs an hctl, port or controller capture");
+      }
     }
     Impl::Audience* audience = nullptr;
     for (auto& a : impl_->audiences) {
@@ -212,12 +240,10 @@ RuleSet::RuleSet(std::vector<Rule> rules) : impl_(std::make_unique<Impl>()) {
     if (audience->set->Add(rule.pattern, &error) < 0) throw RulesError(where + ": " + error);
     audience->rule_of.push_back(i);
     audience->patterns.push_back(rule.pattern);
-    impl_->compiled.push_back(std::move(c));
   }
   for (const Rule& rule : impl_->rules) {
-    if (rule.device_from.empty()) continue;
-    std::string where =
-        (rule.origin.empty() ? "" : rule.origin + ": ") + "rule '" + rule.name + "'";
+    if (rule.device_from.empty() || rule.proven) continue;
+    const std::string where = Impl::where(rule);
     if (rule.yields != EventType::kError)
       throw RulesError(where + ": only an error takes device_from");
     auto from = std::find_if(impl_->rules.begin(), impl_->rules.end(),
@@ -225,7 +251,7 @@ RuleSet::RuleSet(std::vector<Rule> rules) : impl_(std::make_unique<Impl>()) {
     if (from == impl_->rules.end()) {
       throw RulesError(where + ": device_from names no rule: '" + rule.device_from + "'");
     }
-    const auto& c = impl_->compiled[static_cast<std::size_t>(from - impl_->rules.begin())];
+    const auto& c = impl_->ready(static_cast<std::size_t>(from - impl_->rules.begin()));
     if (c.group[static_cast<std::size_t>(Field::kHctl)] == 0) {
       throw RulesError(where + ": device_from rule '" + rule.device_from + "' has no hctl capture");
     }
@@ -260,7 +286,7 @@ std::optional<RuleMatch> RuleSet::match(std::string_view message, std::string_vi
   std::array<re2::StringPiece, 32> groups;
   for (int hit : hits) {
     std::size_t index = audience->rule_of[static_cast<std::size_t>(hit)];
-    const Impl::Compiled& c = impl_->compiled[index];
+    const Impl::Compiled& c = impl_->ready(index);
     int n = std::min<int>(c.groups + 1, static_cast<int>(groups.size()));
     if (!c.regex->Match(message, 0, message.size(), RE2::ANCHOR_START, groups.data(), n)) continue;
     RuleMatch result;
