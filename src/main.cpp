@@ -109,9 +109,11 @@ int run(int argc, char** argv) {
                "Use only the rules given with --rules");
   HostOptions host_options;
   app.add_option("--sysfs-root", host_options.roots.sysfs,
-                 "Read the host's disks from this sysfs tree (default /sys)");
+                 "Read the host's disks from this sysfs tree (default /sys)")
+      ->check(CLI::ExistingDirectory);
   app.add_option("--udev-root", host_options.roots.udev,
-                 "Read udev's database from this directory (default /run/udev/data)");
+                 "Read udev's database from this directory (default /run/udev/data)")
+      ->check(CLI::ExistingDirectory);
   app.add_flag("--this-host", host_options.this_host,
                "The last boot of the last LOG is this host's current boot: its errors get the "
                "host's serials and slots");

@@ -88,7 +88,9 @@ TEST_CASE("bad usage is one line on stderr, exit status 2 and nothing on stdout"
         {"--no-such-option"},
         {"--input-format", "csv", seed_log()},
         {"--rules", "/nonexistent/rules.json", seed_log()},
-        {"follow", "--bogus"}}) {
+        {"follow", "--bogus"},
+        {"--sysfs-root", "/nonexistent/sys", "--this-host", seed_log()},
+        {"--udev-root", "/nonexistent/udev", seed_log()}}) {
     auto r = run_diskfault(args);
     CAPTURE(args.front());
     CHECK(r.status == 2);
@@ -98,6 +100,9 @@ TEST_CASE("bad usage is one line on stderr, exit status 2 and nothing on stdout"
   }
   CHECK(run_diskfault({"--rules", "/nonexistent/rules.json", seed_log()}).err ==
         "diskfault: --rules: File does not exist: /nonexistent/rules.json (see --help)\n");
+  // A mistyped fake tree would otherwise read as a host without disks.
+  CHECK(run_diskfault({"--sysfs-root", "/nonexistent/sys", seed_log()}).err ==
+        "diskfault: --sysfs-root: Directory does not exist: /nonexistent/sys (see --help)\n");
 }
 
 TEST_CASE("--help and --version exit 0") {
