@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <system_error>
+#include <utility>
 
 #include "line_format.hpp"
 #include "rule_prefilter.hpp"
@@ -147,6 +148,7 @@ struct RuleSet::Impl {
   // A rule's own RE2 (for its captures), made once, on first use for a proven rule.
   struct Compiled {
     std::once_flag once;
+    std::string error;  // why the rule cannot be used; "" once it compiled
     std::unique_ptr<RE2> regex;
     std::array<int, kFieldCount> group{};  // capture group number per field, 0 if absent
     int groups = 0;
@@ -170,7 +172,10 @@ struct RuleSet::Impl {
   // pattern that does not compile or names an unknown capture.
   const Compiled& ready(std::size_t i) const {
     Compiled& c = compiled[i];
+    // compile() reports a faulty rule in c.error: unwinding out of call_once is not safe on
+    // every C library, and the fault must be reported on every call, not only the first.
     std::call_once(c.once, [&] { compile(i, c); });
+    if (!c.error.empty()) throw RulesError(c.error);
     return c;
   }
 
@@ -179,10 +184,16 @@ struct RuleSet::Impl {
     RE2::Options options;
     options.set_log_errors(false);  // RE2::Quiet: we report the error ourselves, with the rule name
     auto regex = std::make_unique<RE2>(rule.pattern, options);
-    if (!regex->ok()) throw RulesError(where(rule) + ": bad pattern: " + regex->error());
+    if (!regex->ok()) {
+      c.error = where(rule) + ": bad pattern: " + regex->error();
+      return;
+    }
     for (auto& [name, number] : regex->NamedCapturingGroups()) {
       auto field = field_by_name(name);
-      if (!field) throw RulesError(where(rule) + ": unknown capture name '" + name + "'");
+      if (!field) {
+        c.error = where(rule) + ": unknown capture name '" + name + "'";
+        return;
+      }
       c.group[static_cast<std::size_t>(*field)] = number;
     }
     c.groups = regex->NumberOfCapturingGroups();
@@ -242,7 +253,9 @@ RuleSet::RuleSet(std::vector<Rule> rules) : impl_(std::make_unique<Impl>()) {
     audience->patterns.push_back(rule.pattern);
   }
   for (const Rule& rule : impl_->rules) {
-    if (rule.device_from.empty() || rule.proven) continue;
+    // Proven rules too: the rule a device_from names may be a rules file's, which takes the
+    // name's first match.
+    if (rule.device_from.empty()) continue;
     const std::string where = Impl::where(rule);
     if (rule.yields != EventType::kError)
       throw RulesError(where + ": only an error takes device_from");
@@ -265,8 +278,15 @@ RuleSet::RuleSet(std::vector<Rule> rules) : impl_(std::make_unique<Impl>()) {
 }
 
 RuleSet::~RuleSet() = default;
-RuleSet::RuleSet(RuleSet&&) noexcept = default;
-RuleSet& RuleSet::operator=(RuleSet&&) noexcept = default;
+RuleSet::RuleSet(RuleSet&& other) noexcept
+    : impl_(std::move(other.impl_)),
+      kernel_prefilter_(std::exchange(other.kernel_prefilter_, nullptr)) {}
+
+RuleSet& RuleSet::operator=(RuleSet&& other) noexcept {
+  impl_ = std::move(other.impl_);
+  kernel_prefilter_ = std::exchange(other.kernel_prefilter_, nullptr);
+  return *this;
+}
 
 const std::vector<Rule>& RuleSet::rules() const noexcept { return impl_->rules; }
 

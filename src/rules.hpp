@@ -100,7 +100,8 @@ struct RuleMatch {
 class RuleSet {
  public:
   // Compiles `rules`. Throws RulesError naming the rule whose pattern does not compile or uses
-  // an unknown capture name, or that lacks what its event needs.
+  // an unknown capture name, or that lacks what its event needs. A proven rule's own RE2 is
+  // compiled by the first match() that needs it; a fault found then is thrown from there.
   explicit RuleSet(std::vector<Rule> rules);
   ~RuleSet();
   RuleSet(RuleSet&&) noexcept;

@@ -122,9 +122,10 @@ std::string tricky_dmesg(std::mt19937& rng, std::size_t lines) {
       case 5:
         stamp[0] = '\0';
         break;
-      case 6:  // one byte of the stamp damaged: a letter, a colon, a slash, a space or a zero
+      case 6:  // one byte of the stamp damaged: a letter, a colon, a slash, a space, a zero, or a
+               // byte past ASCII
         std::snprintf(stamp, sizeof stamp, "[%5llu.%06llu] ", whole, part);
-        stamp[1 + rng() % 12] = "x:/ 0"[rng() % 5];
+        stamp[1 + rng() % 12] = "x:/ 0\xc3\xff"[rng() % 7];
         break;
       default:
         std::snprintf(stamp, sizeof stamp, "[%5llu.%06llu] ", whole, part);
@@ -168,7 +169,7 @@ TEST_CASE("the matcher's fast lane yields exactly what the full path yields") {
     // a reboot only when the damaged stamp is seen not to be one.
     test::TempDir dir;
     for (std::size_t at = 0; at < 12; ++at) {
-      for (char damage : {'x', ':', '/', ' ', '0'}) {
+      for (char damage : {'x', ':', '/', ' ', '0', '\xc3', '\xff'}) {
         std::string damaged = "    9.000000";
         damaged[at] = damage;
         check_lanes_agree(dir.write("damaged.log", "[  100.000000] usb 1-1: new device\n[" +

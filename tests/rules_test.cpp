@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "line_format.hpp"
 #include "test_support.hpp"
@@ -17,6 +19,15 @@ std::string rule_json(const std::string& body) { return R"j({"rules": [)j" + bod
 std::string refusal(const std::string& text) {
   try {
     RuleSet set(parse_rules(text, "my.json"));
+  } catch (const RulesError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string refusal_of(std::vector<Rule> rules) {
+  try {
+    RuleSet set(std::move(rules));
   } catch (const RulesError& e) {
     return e.what();
   }
@@ -54,10 +65,25 @@ TEST_CASE("a proven rule compiles on first use, and reports a broken pattern the
   auto fine = set.match("fine sda", "", true);
   REQUIRE(fine);
   CHECK(fine->captures[static_cast<std::size_t>(Field::kDevice)] == "sda");
-  CHECK_THROWS_WITH_AS(set.match("odd sda", "", true),
-                       "t.json: rule 'odd': unknown capture name 'disk'", RulesError);
+  for (int attempt = 0; attempt < 2; ++attempt) {  // reported every time, not only the first
+    CHECK_THROWS_WITH_AS(set.match("odd sda", "", true),
+                         "t.json: rule 'odd': unknown capture name 'disk'", RulesError);
+  }
+  CHECK(set.match("fine sdb", "", true));
+  RuleSet moved = std::move(set);
+  CHECK(moved.match("fine sdc", "", true));
+  CHECK_FALSE(set.kernel_may_match("fine sdc"));  // NOLINT(bugprone-use-after-move): defined
 }
 
+TEST_CASE("a rules file's rule cannot break what a built-in rule takes its drive from") {
+  // mpt-sense-* take the drive from "sd-command"; a user's rule of that name comes first.
+  auto rules = parse_rules(rule_json(R"j(
+    {"name": "sd-command", "yields": "fact", "pattern": "sd (?P<device>\\w+) CDB"})j"),
+                           "mine.json");
+  for (Rule& rule : default_rules()) rules.push_back(rule);
+  CHECK(refusal_of(std::move(rules)).find("device_from rule 'sd-command' has no hctl capture") !=
+        std::string::npos);
+}
 TEST_CASE("the shipped rules file is the built-in one") {
   auto shipped = load_rules_file(test::source_root() + "/rules/default.json");
   auto built_in = default_rules();
