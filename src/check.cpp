@@ -539,6 +539,9 @@ int run_check(const CheckCommand& command, const std::function<RuleSet()>& make_
         throw std::invalid_argument("unknown --input-format '" + command.input_format + "'");
       }
     }
+    options.warn = [](const std::string& text) {
+      std::cerr << "diskfault: warning: " << text << "\n";
+    };
     RuleSet rules = make_rules();
     const std::vector<std::string> logs =
         command.logs.empty() ? std::vector<std::string>{kKernelLogPath} : command.logs;

@@ -8,6 +8,10 @@
 namespace diskfault {
 
 LogFormat detect_source_format(int fd, off_t size, const std::string& name) {
+  return recognise_source_format(fd, size, name).value_or(LogFormat::kDmesg);
+}
+
+std::optional<LogFormat> recognise_source_format(int fd, off_t size, const std::string& name) {
   constexpr std::size_t kSampleLines = 200;
   constexpr std::size_t kSampleBytes = 64 * 1024;
   ReverseLineReader tail(fd, size, name, kSampleBytes);
@@ -17,7 +21,7 @@ LogFormat detect_source_format(int fd, off_t size, const std::string& name) {
     if (!line) break;
     if (!line->text.empty()) sample.emplace_back(line->text);
   }
-  return detect_format(sample);
+  return recognise_format(sample);
 }
 
 Report diagnose(const std::vector<std::string>& paths, const RuleSet& rules,
@@ -29,6 +33,14 @@ Report diagnose(const std::vector<std::string>& paths, const RuleSet& rules,
                        : options.format
                            ? *options.format
                            : detect_source_format(source.fd.get(), source.size, source.name);
+    if (options.format && !source.live_kernel_log && options.warn) {
+      auto seen = recognise_source_format(source.fd.get(), source.size, source.name);
+      if (seen && *seen != format) {
+        options.warn(source.name + ": its lines look like " + std::string(format_name(*seen)) +
+                     ", not " + std::string(format_name(format)) +
+                     " as --input-format says: errors in it may be missed");
+      }
+    }
     std::size_t index = builder.add_source(source.name, std::string(format_name(format)));
     ReverseLineReader reader(source.fd.get(), source.size, source.name, options.block_size);
     TraceStats stats;

@@ -2,6 +2,7 @@
 // correlation).
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,10 +17,15 @@ namespace diskfault {
 struct DiagnoseOptions {
   std::optional<LogFormat> format;  // nullopt: detect per source
   std::size_t block_size = ReverseLineReader::kDefaultBlockSize;
+  // Told, in one line naming the source, when a forced format is not the one the source's lines
+  // have: a wrong --input-format otherwise reads as a healthy log.
+  std::function<void(const std::string&)> warn;
 };
 
 // Detects the format of an open source from its last lines (at most 64 KiB of them).
 LogFormat detect_source_format(int fd, off_t size, const std::string& name);
+// The same, or nullopt when none of those lines has a known prefix.
+std::optional<LogFormat> recognise_source_format(int fd, off_t size, const std::string& name);
 
 // Reads each of `paths` ("-" is stdin, kKernelLogPath the running kernel's log) backwards once
 // and traces every disk error in it to a drive. Throws std::system_error naming the path when a

@@ -312,6 +312,10 @@ Record parse_line(LogFormat format, std::string_view line) {
 }
 
 LogFormat detect_format(std::span<const std::string> sample) {
+  return recognise_format(sample).value_or(LogFormat::kDmesg);  // no prefix at all: dmesg's
+}
+
+std::optional<LogFormat> recognise_format(std::span<const std::string> sample) {
   // Each shape is strict enough that a line of another format does not fit it by accident;
   // the order breaks ties from the most to the least specific.
   static const RE2 kKmsg(R"(^\d+,\d+,\d+,[^;]*;)");
@@ -343,7 +347,7 @@ LogFormat detect_format(std::span<const std::string> sample) {
       {dmesg, LogFormat::kDmesg},
   }};
   int best = 0;
-  LogFormat format = LogFormat::kDmesg;
+  std::optional<LogFormat> format;
   for (auto& [score, f] : scores) {
     if (score > best) {
       best = score;

@@ -51,5 +51,8 @@ Record parse_line(LogFormat format, std::string_view line);
 
 // The format that fits most of `sample` (lines from one file), kDmesg when none fits.
 LogFormat detect_format(std::span<const std::string> sample);
+// The format whose prefix most of `sample`'s lines have, or nullopt when no line has a known
+// prefix (bare messages).
+std::optional<LogFormat> recognise_format(std::span<const std::string> sample);
 
 }  // namespace diskfault

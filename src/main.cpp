@@ -278,6 +278,9 @@ int run(int argc, char** argv) {
       return kExitError;
     }
   }
+  options.warn = [](const std::string& text) {
+    std::cerr << "diskfault: warning: " << text << "\n";
+  };
   if (logs.empty()) logs.push_back(kKernelLogPath);
   RuleSet rules = build_rules(rule_options);
   Report report = diagnose(logs, rules, options);

@@ -105,6 +105,21 @@ TEST_CASE("bad usage is one line on stderr, exit status 2 and nothing on stdout"
         "diskfault: --sysfs-root: Directory does not exist: /nonexistent/sys (see --help)\n");
 }
 
+TEST_CASE("a forced format the log does not have is a warning naming the file") {
+  const std::string log = source_root() + "/testdata/dmesg-xfs-shutdown/dmesg.log";
+  auto wrong = run_diskfault({"--input-format", "syslog", log});
+  CHECK(wrong.err == "diskfault: warning: " + log +
+                         ": its lines look like dmesg, not syslog as --input-format says: errors "
+                         "in it may be missed\n");
+  CHECK(wrong.out.find("\"schema_version\"") != std::string::npos);  // the report still stands
+  auto right = run_diskfault({"--input-format", "dmesg", log});
+  CHECK(right.err.empty());
+  CHECK(right.status == 1);  // the faults are found
+  auto check = run_diskfault({"check", "--input-format", "kmsg", log});
+  CHECK(check.err.find("diskfault: warning: " + log + ": its lines look like dmesg, not kmsg") ==
+        0);
+}
+
 TEST_CASE("--help and --version exit 0") {
   auto help = run_diskfault({"--help"});
   CHECK(help.status == 0);
