@@ -530,6 +530,24 @@ std::string format_unknown(std::string_view reason) {
   return "DISKFAULT UNKNOWN - " + printable(reason) + "\n";
 }
 
+namespace {
+
+// A monitoring system reads the UNKNOWN line on stdout; a tool that asked for JSON or metrics
+// would choke on it, so it gets an empty stdout and the reason on stderr.
+void report_failure(const CheckCommand& command, std::string_view reason) noexcept {
+  try {
+    if (command.output == CheckCommand::Output::kNagios) {
+      emit(format_unknown(reason));
+    } else {
+      std::cerr << "diskfault: " << printable(reason) << "\n";
+    }
+  } catch (...) {
+    // Standard output is gone; the exit code still says UNKNOWN.
+  }
+}
+
+}  // namespace
+
 int run_check(const CheckCommand& command, const std::function<RuleSet()>& make_rules) {
   try {
     DiagnoseOptions options;
@@ -594,16 +612,9 @@ int run_check(const CheckCommand& command, const std::function<RuleSet()>& make_
     emit(out);
     return exit_code(outcome.status, command.exit_style);
   } catch (const std::exception& e) {
-    try {
-      emit(format_unknown(e.what()));
-    } catch (...) {
-      // Standard output is gone; the exit code still says UNKNOWN.
-    }
+    report_failure(command, e.what());
   } catch (...) {
-    try {
-      emit(format_unknown("unexpected error"));
-    } catch (...) {
-    }
+    report_failure(command, "unexpected error");
   }
   return exit_code(CheckStatus::kUnknown, command.exit_style);
 }

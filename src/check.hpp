@@ -105,7 +105,8 @@ struct CheckCommand {
 // `make_rules` builds and adds the host's facts as the report command does, writes the textfile,
 // saves the state, prints the outcome on stdout and a corrupt-state warning on stderr. Returns the
 // exit code. Never throws: anything that stops the check (an unreadable log or rules file, a state
-// that cannot be read or written) prints one UNKNOWN line and returns UNKNOWN's code, and the state
+// that cannot be read or written) prints one UNKNOWN line (with --json or --format prometheus:
+// nothing on stdout, the reason in one line on stderr) and returns UNKNOWN's code, and the state
 // is then left as it was.
 int run_check(const CheckCommand& command, const std::function<RuleSet()>& make_rules);
 

@@ -601,6 +601,16 @@ TEST_CASE("check: a state in a missing directory, or a missing log, is UNKNOWN w
         "DISKFAULT UNKNOWN - cannot open /nonexistent/kern.log: No such file or directory\n");
   // Nothing was reported, so nothing is remembered: the next good run reports both drives.
   CHECK(run.check().status == 2);
+
+  // Asked for JSON or metrics, stdout stays empty for the tool reading it; the reason is on stderr.
+  for (const char* output : {"--json", "--format=prometheus"}) {
+    auto as_data = run_diskfault({"check", output, "/nonexistent/kern.log"});
+    CAPTURE(output);
+    CHECK(as_data.status == 3);
+    CHECK(as_data.out.empty());
+    CHECK(as_data.err ==
+          "diskfault: cannot open /nonexistent/kern.log: No such file or directory\n");
+  }
 }
 
 TEST_CASE("check: bad usage and a bad rules file are UNKNOWN too") {
