@@ -540,8 +540,8 @@ int follow(const FollowOptions& options) {
                       }),
       options.queue_capacity, say));
   for (const std::string& command : options.exec_commands) {
-    sinks.push_back(
-        std::make_unique<QueuedSink>(exec_delivery(command, say), options.queue_capacity, say));
+    sinks.push_back(std::make_unique<QueuedSink>(exec_delivery(command, options.exec_timeout, say),
+                                                 options.queue_capacity, say));
   }
   if (!options.textfile_dir.empty()) {
     sinks.push_back(std::make_unique<QueuedSink>(textfile_delivery(options.textfile_dir), 1, say));

@@ -20,6 +20,7 @@ struct FollowOptions {
   std::optional<LogFormat> format;  // nullopt: detect from the file's content
   bool from_start = false;          // also report the faults of the current boot already logged
   std::vector<std::string> exec_commands;  // run per event (/bin/sh -c)
+  std::chrono::seconds exec_timeout{300};  // an --exec command running longer is killed; 0: never
   std::string textfile_dir;                // keep DIR/diskfault.prom current; "" for none
   std::chrono::seconds quiet_period{600};  // one event per drive and kind per period; 0: no folding
   // Builds the rules; called at start-up and again on SIGHUP (a failure then keeps the old ones).

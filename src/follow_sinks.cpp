@@ -29,18 +29,34 @@ double now_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// Waits until `fd` is ready for `events` or `abort_fd` is readable; false when aborted.
-bool wait_for(int fd, short events, int abort_fd) {
+enum class Waited { kReady, kAborted, kTimedOut };
+
+// Waits until `fd` is ready for `events`, `abort_fd` is readable, or `limit` has passed (zero:
+// no limit).
+Waited wait_for(int fd, short events, int abort_fd, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
   for (;;) {
+    int timeout = -1;
+    if (limit.count() > 0) {
+      const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return Waited::kTimedOut;
+      timeout = static_cast<int>(std::min<std::int64_t>(left.count(), 1 << 30));
+    }
     pollfd fds[2] = {{fd, events, 0}, {abort_fd, POLLIN, 0}};
-    int n = ::poll(fds, 2, -1);
+    int n = ::poll(fds, 2, timeout);
     if (n < 0) {
       if (errno == EINTR) continue;
       throw std::system_error(errno, std::generic_category(), "poll");
     }
-    if (fds[1].revents) return false;
-    if (fds[0].revents) return true;
+    if (fds[1].revents) return Waited::kAborted;
+    if (fds[0].revents) return Waited::kReady;
   }
+}
+
+// The same without a limit; false when aborted.
+bool wait_for(int fd, short events, int abort_fd) {
+  return wait_for(fd, events, abort_fd, std::chrono::milliseconds::zero()) == Waited::kReady;
 }
 
 // Writes all of `data` to a pipe or file without ever blocking past an abort: a chunk of at most
@@ -82,8 +98,8 @@ class StdoutDelivery final : public Delivery {
 
 class ExecDelivery final : public Delivery {
  public:
-  ExecDelivery(std::string command, QueuedSink::Say say)
-      : command_(std::move(command)), say_(std::move(say)) {}
+  ExecDelivery(std::string command, std::chrono::seconds timeout, QueuedSink::Say say)
+      : command_(std::move(command)), timeout_(timeout), say_(std::move(say)) {}
   std::string name() const override { return "--exec '" + command_ + "'"; }
 
   void deliver(const Published& item, std::uint64_t dropped, int abort_fd) override {
@@ -139,13 +155,23 @@ class ExecDelivery final : public Delivery {
     // Through syscall(): glibc 2.36's <sys/pidfd.h> lacks extern "C". Without pidfd_open (a
     // kernel before 5.3) the wait cannot be cut short at exit.
     FileDescriptor pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-    if (!aborted && pidfd.valid()) aborted = !wait_for(pidfd.get(), POLLIN, abort_fd);
-    if (aborted) ::kill(-pid, SIGKILL);  // its process group: the shell and what it started
+    bool timed_out = false;
+    if (!aborted && pidfd.valid()) {
+      // A command that hangs would hold every later event of this sink back until the queue
+      // overflows: past its time it is killed, and the next event gets a fresh one.
+      const Waited waited = wait_for(pidfd.get(), POLLIN, abort_fd, timeout_);
+      aborted = waited == Waited::kAborted;
+      timed_out = waited == Waited::kTimedOut;
+    }
+    if (aborted || timed_out) ::kill(-pid, SIGKILL);  // its process group: the shell and all
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     if (aborted) {
       say_(name() + " was stopped: the follower is leaving");
+    } else if (timed_out) {
+      say_(name() + " was killed: still running after " + std::to_string(timeout_.count()) +
+           " s (--exec-timeout)");
     } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
       say_(name() + " exited with status " + std::to_string(WEXITSTATUS(status)));
     } else if (WIFSIGNALED(status)) {
@@ -155,6 +181,7 @@ class ExecDelivery final : public Delivery {
 
  private:
   std::string command_;
+  std::chrono::seconds timeout_;  // 0: none
   QueuedSink::Say say_;
 };
 
@@ -256,8 +283,9 @@ std::unique_ptr<Delivery> stdout_delivery(int fd, std::function<void()> closed) 
   return std::make_unique<StdoutDelivery>(fd, std::move(closed));
 }
 
-std::unique_ptr<Delivery> exec_delivery(std::string command, QueuedSink::Say say) {
-  return std::make_unique<ExecDelivery>(std::move(command), std::move(say));
+std::unique_ptr<Delivery> exec_delivery(std::string command, std::chrono::seconds timeout,
+                                        QueuedSink::Say say) {
+  return std::make_unique<ExecDelivery>(std::move(command), timeout, std::move(say));
 }
 
 std::unique_ptr<Delivery> textfile_delivery(std::string directory) {

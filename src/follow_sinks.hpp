@@ -88,8 +88,10 @@ std::unique_ptr<Delivery> stdout_delivery(int fd, std::function<void()> closed);
 // Runs `/bin/sh -c command` for each event, with the event's JSON on its standard input, its
 // fields in the environment (event_environment()), its standard output sent to our standard
 // error (standard output carries the NDJSON stream), in a process group of its own, with default
-// signal handling. One command at a time per sink; a non-zero exit is reported on stderr.
-std::unique_ptr<Delivery> exec_delivery(std::string command, QueuedSink::Say say);
+// signal handling. One command at a time per sink; a non-zero exit is reported on stderr. A
+// command still running after `timeout` (0: no limit) is killed with its process group.
+std::unique_ptr<Delivery> exec_delivery(std::string command, std::chrono::seconds timeout,
+                                        QueuedSink::Say say);
 
 // Keeps `directory`/diskfault.prom (node_exporter's textfile collector) equal to the current
 // boot's report, replacing it atomically.

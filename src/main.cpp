@@ -178,6 +178,10 @@ int run(int argc, char** argv) {
       ->allow_extra_args(false);
   follow_cmd->add_option("--textfile", follow_options.textfile_dir,
                          "Keep DIR/diskfault.prom current (node_exporter's textfile collector)");
+  std::string exec_timeout = "5m";
+  follow_cmd->add_option("--exec-timeout", exec_timeout,
+                         "Kill an --exec command still running after this long: 30s, 5m "
+                         "(default), 1h; 0 never");
   follow_cmd->add_option("--quiet-period", quiet_period,
                          "One event per drive and error kind per period, with a count of what "
                          "was folded in: 30s, 10m (default), 1h; 0 reports every line");
@@ -254,6 +258,13 @@ int run(int argc, char** argv) {
       return kExitError;
     }
     follow_options.quiet_period = *period;
+    auto timeout = parse_duration(exec_timeout);
+    if (!timeout) {
+      std::cerr << "diskfault: --exec-timeout '" << exec_timeout
+                << "' is not a duration such as 30s, 10m or 1h\n";
+      return kExitError;
+    }
+    follow_options.exec_timeout = *timeout;
     if (input_format != "auto") {
       follow_options.format = parse_format_name(input_format);
       if (!follow_options.format) {

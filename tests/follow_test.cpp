@@ -146,6 +146,22 @@ class Follower {
 
   const std::string& err() const { return err_text_; }
 
+  // Waits until stderr has said `text` `times` times; false if it does not in time.
+  bool said(const std::string& text, int times = 1) {
+    auto count = [&] {
+      int n = 0;
+      for (std::size_t at = err_text_.find(text); at != std::string::npos;
+           at = err_text_.find(text, at + 1)) {
+        ++n;
+      }
+      return n;
+    };
+    while (count() < times) {
+      if (!read_some(err_, err_text_)) return false;
+    }
+    return true;
+  }
+
  private:
   // Appends what `fd` has within the time limit; false at EOF or when the time is up.
   static bool read_some(int fd, std::string& into) {
@@ -500,6 +516,25 @@ TEST_SUITE("follow (runs the binary)") {
     json on_stdin = json::parse(slurp(stdin_file));
     CHECK(on_stdin["serial"] == "TEST0001");
     CHECK(on_stdin["event"]["kind"] == "xfs");
+  }
+
+  TEST_CASE(
+      "an --exec command that hangs is killed after --exec-timeout, and the next event runs") {
+    diskfault::test::TempDir dir;
+    std::string log = dir.write("kern.log", kBootOne);
+    std::string runs = (dir.path() / "runs").string();
+    Follower follower({log, "--quiet-period", "0", "--exec-timeout", "1s", "--exec",
+                       "echo run >> '" + runs + "'; sleep 60"});
+    REQUIRE(follower.ready());
+    const std::string killed = "was killed: still running after 1 s (--exec-timeout)";
+    append(log, xfs_error("  100.000000"));
+    REQUIRE(follower.next_event());
+    CHECK(follower.said(killed));
+    append(log, xfs_error("  101.000000"));
+    REQUIRE(follower.next_event());
+    CHECK(follower.said(killed, 2));
+    CHECK(slurp(runs) == "run\nrun\n");
+    CHECK(follower.terminate() == 0);
   }
 
   TEST_CASE("--from-start reports the faults already in the current boot, one per drive and kind") {
