@@ -1,6 +1,8 @@
 // Replaying the current boot's matched lines through the batch correlator.
 #include "follow_correlator.hpp"
 
+#include <iterator>
+
 namespace diskfault {
 std::string entity_key(const RetainedMatch& m) {
   std::string key = m.rules->rules()[m.rule].name;
@@ -33,11 +35,13 @@ void FollowCorrelator::retain(RetainedMatch match) {
   auto& numbers = by_entity_[entity];
   numbers.push_back(match.number);
   if (numbers.size() > kKeepPerEntity) {
-    // The oldest line goes, but the next oldest counts it: totals stay true under a flood.
-    auto oldest = matches_.find(numbers.front());
-    const std::uint64_t lines = oldest->second.lines;
-    matches_.erase(oldest);
-    numbers.pop_front();
+    // The second oldest line goes and the oldest counts it: under a flood the entity keeps its
+    // first line (first seen stays true), its newest lines, and a true total.
+    const auto second = std::next(numbers.begin());
+    auto gone = matches_.find(*second);
+    const std::uint64_t lines = gone->second.lines;
+    matches_.erase(gone);
+    numbers.erase(second);
     matches_.at(numbers.front()).lines += lines;
     ++let_go_;
   }

@@ -322,6 +322,7 @@ TEST_CASE("the follow correlator forgets a boot's devices at a reboot and bounds
   CHECK(correlator.retained() == 0);
   feed("[    1.000000] sd 3:0:0:0: [sdc] Attached SCSI disk");
   feed("[    5.000000] XFS (sdc1): metadata I/O error in \"x\" at daddr 0x1 len 8 error 5");
+  const std::uint64_t first_error = number;
   CHECK(correlator.newest_error_key() == std::optional<std::string>("boot 2 hctl 3:0:0:0"));
 
   for (int i = 0; i < 200; ++i) {
@@ -334,6 +335,7 @@ TEST_CASE("the follow correlator forgets a boot's devices at a reboot and bounds
   REQUIRE(report.drives.size() == 1);
   CHECK(report.drives[0].errors.total() == 201);  // every line counted, though few are kept
   CHECK(report.drives[0].errors.last().line == number);
+  CHECK(report.drives[0].errors.first().line == first_error);  // not moved up by the flood
 }
 
 TEST_SUITE("follow (runs the binary)") {
