@@ -76,6 +76,16 @@ std::string_view event_name(EventType type) {
   return "?";
 }
 
+// A duration option's value; a malformed one is a usage error.
+std::chrono::seconds duration_option(const char* option, const std::string& text) {
+  auto value = parse_duration(text);
+  if (!value) {
+    throw std::runtime_error(std::string(option) + " '" + text +
+                             "' is not a duration such as 30s, 10m or 1h");
+  }
+  return *value;
+}
+
 int run(int argc, char** argv) {
   CLI::App app{
       "diskfault: trace every disk error in a kernel log to the physical drive (serial, bus "
@@ -251,20 +261,8 @@ int run(int argc, char** argv) {
           "follow: standard input cannot be followed; give a file, or no LOG "
           "for the running kernel's log");
     }
-    auto period = parse_duration(quiet_period);
-    if (!period) {
-      std::cerr << "diskfault: --quiet-period '" << quiet_period
-                << "' is not a duration such as 30s, 10m or 1h\n";
-      return kExitError;
-    }
-    follow_options.quiet_period = *period;
-    auto timeout = parse_duration(exec_timeout);
-    if (!timeout) {
-      std::cerr << "diskfault: --exec-timeout '" << exec_timeout
-                << "' is not a duration such as 30s, 10m or 1h\n";
-      return kExitError;
-    }
-    follow_options.exec_timeout = *timeout;
+    follow_options.quiet_period = duration_option("--quiet-period", quiet_period);
+    follow_options.exec_timeout = duration_option("--exec-timeout", exec_timeout);
     if (input_format != "auto") {
       follow_options.format = parse_format_name(input_format);
       if (!follow_options.format) {

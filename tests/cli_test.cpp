@@ -89,6 +89,8 @@ TEST_CASE("bad usage is one line on stderr, exit status 2 and nothing on stdout"
         {"--input-format", "csv", seed_log()},
         {"--rules", "/nonexistent/rules.json", seed_log()},
         {"follow", "--bogus"},
+        {"follow", "--quiet-period", "5x"},
+        {"follow", "--exec-timeout", "abc"},
         {"--sysfs-root", "/nonexistent/sys", "--this-host", seed_log()},
         {"--udev-root", "/nonexistent/udev", seed_log()}}) {
     auto r = run_diskfault(args);
