@@ -171,7 +171,7 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
       // Most lines are noise stamped no later than the line that follows them: no rule can
       // match them and the clock does not restart there. A run of such lines changes only the
       // counters below, exactly as the full path would change them line by line, so the reader
-      // hands them over in one call and only the run's oldest line is remembered.
+      // hands them over in one call; only the run's newest and oldest lines are looked at again.
       const std::size_t width = later.plain().size();
       const char* later_stamp = later.plain().data();
       std::string_view newest, oldest;

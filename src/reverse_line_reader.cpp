@@ -109,19 +109,18 @@ std::optional<Line> ReverseLineReader::next() {
     if (buffer_[cursor_ - 1] == '\n') --cursor_;  // the final newline ends the last line
   }
   for (;;) {
-    const std::size_t search = std::min(cursor_, unscanned_);
-    const char* hit = find_last_newline(buffer_.data(), search);
+    const char* hit = newline_before_cursor();
     if (hit != nullptr || offset_ == 0) {
-      std::size_t begin = hit ? static_cast<std::size_t>(hit - buffer_.data()) + 1 : 0;
-      std::string_view text(buffer_.data() + begin, cursor_ - begin);
-      if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+      const std::size_t begin = hit ? static_cast<std::size_t>(hit - buffer_.data()) + 1 : 0;
+      const Line line = line_from(begin);
+      ++lines_;
       if (hit) {
         cursor_ = begin - 1;
         unscanned_ = cursor_;
       } else {
         finished_ = true;
       }
-      return Line{text, ++lines_};
+      return line;
     }
     refill();
   }

@@ -4,10 +4,6 @@
 #include <string.h>  // memrchr (a GNU extension, not in <cstring>)
 #include <sys/types.h>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #include <algorithm>
 #include <condition_variable>
 #include <cstddef>
@@ -21,33 +17,6 @@
 #include <vector>
 
 namespace diskfault {
-
-// The last '\n' in data[0, size), or nullptr. Inline and in 32-byte steps: a log line is
-// about 150 bytes, short enough that a library call per line costs as much as the search.
-inline const char* find_last_newline(const char* data, std::size_t size) {
-#if defined(__SSE2__)
-  const __m128i newline = _mm_set1_epi8('\n');
-  auto mask_at = [&](std::size_t at) {  // bit i: data[at + i] is a newline
-    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + at));
-    return static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, newline)));
-  };
-  std::size_t end = size;
-  while (end >= 32) {
-    const unsigned high = mask_at(end - 16);
-    if (high != 0) return data + end - 16 + (31 - __builtin_clz(high));
-    const unsigned low = mask_at(end - 32);
-    if (low != 0) return data + end - 32 + (31 - __builtin_clz(low));
-    end -= 32;
-  }
-  if (end >= 16) {
-    const unsigned mask = mask_at(end - 16);
-    if (mask != 0) return data + end - 16 + (31 - __builtin_clz(mask));
-    end -= 16;
-  }
-  size = end;
-#endif
-  return size != 0 ? static_cast<const char*>(::memrchr(data, '\n', size)) : nullptr;
-}
 
 // One line handed out by ReverseLineReader.
 struct Line {
@@ -97,6 +66,20 @@ class ReverseLineReader {
 
  private:
   void refill();
+  // The newline that ends the line before the one ending at cursor_, if the buffer's unscanned
+  // part holds it.
+  const char* newline_before_cursor() const {
+    const std::size_t search = std::min(cursor_, unscanned_);
+    return search != 0 ? static_cast<const char*>(::memrchr(buffer_.data(), '\n', search))
+                       : nullptr;
+  }
+  // The line from buffer_[begin] to cursor_, without a '\r' at its end, numbered as the next one
+  // handed out.
+  Line line_from(std::size_t begin) const {
+    std::string_view text(buffer_.data() + begin, cursor_ - begin);
+    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+    return Line{text, lines_ + 1};
+  }
   // How much to read before offset_ when the partial line carried is `partial` bytes long.
   std::size_t block_for(std::size_t partial) const;
   // Asks the worker to read the block before offset_ into spare_.
@@ -136,12 +119,10 @@ std::uint64_t ReverseLineReader::skip_while(Take&& take) {
   if (!started_ || finished_) return 0;  // next() reads the first block and ends the file
   std::uint64_t taken = 0;
   for (;;) {
-    const char* hit = find_last_newline(buffer_.data(), std::min(cursor_, unscanned_));
+    const char* hit = newline_before_cursor();
     if (hit == nullptr) return taken;  // the line may begin in an earlier block
     const std::size_t begin = static_cast<std::size_t>(hit - buffer_.data()) + 1;
-    std::string_view text(buffer_.data() + begin, cursor_ - begin);
-    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-    if (!take(Line{text, lines_ + 1})) return taken;  // next() finds this line again
+    if (!take(line_from(begin))) return taken;  // next() finds this line again
     ++lines_;
     ++taken;
     cursor_ = begin - 1;

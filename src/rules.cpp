@@ -181,9 +181,7 @@ struct RuleSet::Impl {
 
   void compile(std::size_t i, Compiled& c) const {
     const Rule& rule = rules[i];
-    RE2::Options options;
-    options.set_log_errors(false);  // RE2::Quiet: we report the error ourselves, with the rule name
-    auto regex = std::make_unique<RE2>(rule.pattern, options);
+    auto regex = std::make_unique<RE2>(rule.pattern, quiet_options());
     if (!regex->ok()) {
       c.error = where(rule) + ": bad pattern: " + regex->error();
       return;
@@ -198,6 +196,12 @@ struct RuleSet::Impl {
     }
     c.groups = regex->NumberOfCapturingGroups();
     c.regex = std::move(regex);
+  }
+
+  static RE2::Options quiet_options() {
+    RE2::Options options;
+    options.set_log_errors(false);  // RE2::Quiet: we report the error ourselves, with the rule name
+    return options;
   }
 
   static std::string where(const Rule& rule) {
@@ -215,8 +219,7 @@ struct RuleSet::Impl {
 RuleSet::RuleSet(std::vector<Rule> rules) : impl_(std::make_unique<Impl>()) {
   impl_->rules = std::move(rules);
   impl_->compiled = std::make_unique<Impl::Compiled[]>(impl_->rules.size());
-  RE2::Options options;
-  options.set_log_errors(false);
+  const RE2::Options options = Impl::quiet_options();
   for (std::size_t i = 0; i < impl_->rules.size(); ++i) {
     const Rule& rule = impl_->rules[i];
     const std::string where = Impl::where(rule);
