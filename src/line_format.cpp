@@ -318,14 +318,21 @@ LogFormat detect_format(std::span<const std::string> sample) {
 std::optional<LogFormat> recognise_format(std::span<const std::string> sample) {
   // Each shape is strict enough that a line of another format does not fit it by accident;
   // the order breaks ties from the most to the least specific.
-  static const RE2 kKmsg(R"(^\d+,\d+,\d+,[^;]*;)");
-  static const RE2 kRfc5424(R"(^<\d{1,3}>1 \d{4}-\d\d-\d\dT\S+ \S+ \S+ \S+ \S+ )");
+  // Byte-wise: the shapes are ASCII, and byte-wise programs compile in a fraction of the time.
+  static const RE2::Options kBytes = [] {
+    RE2::Options options;
+    options.set_encoding(RE2::Options::EncodingLatin1);
+    return options;
+  }();
+  static const RE2 kKmsg(R"(^\d+,\d+,\d+,[^;]*;)", kBytes);
+  static const RE2 kRfc5424(R"(^<\d{1,3}>1 \d{4}-\d\d-\d\dT\S+ \S+ \S+ \S+ \S+ )", kBytes);
   static const RE2 kSyslog(
-      R"(^(?:<\d{1,3}>)?(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\S+) \S+ [^\s:]+:(?: |$))");
-  static const RE2 kJournalMono(R"(^\[\s*\d+\.\d+\] \S+ kernel: )");
+      R"(^(?:<\d{1,3}>)?(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\S+) \S+ [^\s:]+:(?: |$))",
+      kBytes);
+  static const RE2 kJournalMono(R"(^\[\s*\d+\.\d+\] \S+ kernel: )", kBytes);
   static const RE2 kDmesgCtime(
-      R"(^(?:<\d{1,3}>)?\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\])");
-  static const RE2 kDmesg(R"(^(?:<\d{1,3}>)?\[\s*\d+\.\d+\])");
+      R"(^(?:<\d{1,3}>)?\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\])", kBytes);
+  static const RE2 kDmesg(R"(^(?:<\d{1,3}>)?\[\s*\d+\.\d+\])", kBytes);
   int kmsg = 0, rfc = 0, syslog = 0, journal = 0, ctime = 0, dmesg = 0;
   for (const std::string& line : sample) {
     if (RE2::PartialMatch(line, kKmsg)) ++kmsg;

@@ -118,21 +118,38 @@ class Reader {
       ++i_;
       auto g = sequence();
       if (!g) return std::nullopt;
-      f = either(std::move(*f), *g);
+      if (!skipping_) f = either(std::move(*f), *g);
     }
     return f;
   }
 
   std::optional<Fragment> sequence() {
-    Fragment f = empty();
+    Fragment f = nothing();
+    // Once no way through `f` can take another byte, what follows cannot change the paths; it
+    // is still read, to find the end of the sequence and any syntax the analysis refuses.
+    const bool was_skipping = skipping_;
     while (!done() && peek() != '|' && peek() != ')') {
       auto a = atom();
       if (!a) return std::nullopt;
       auto q = quantified(std::move(*a));
       if (!q) return std::nullopt;
-      f = then(f, *q);
+      if (!skipping_) {
+        f = then(f, *q);
+        skipping_ = saturated(f);
+      }
     }
+    skipping_ = was_skipping;
     return f;
+  }
+
+  // What the atoms read in skip mode make: nothing at all, which costs no allocation.
+  Fragment single(const ByteSet& s) const { return skipping_ ? Fragment{} : one(s); }
+  Fragment any_char() const { return skipping_ ? Fragment{} : wide(); }
+  Fragment nothing() const { return skipping_ ? Fragment{} : empty(); }
+
+  static bool saturated(const Fragment& f) {
+    return std::all_of(f.begin(), f.end(),
+                       [](const Way& w) { return !w.closed || w.bytes.size() >= kDepth; });
   }
 
   // Applies a repetition operator after an atom, if there is one.
@@ -142,7 +159,7 @@ class Reader {
     if (c == '?' || c == '*' || c == '+') {
       ++i_;
       if (!done() && peek() == '?') ++i_;  // non-greedy: the same strings
-      if (c == '+') return opened(std::move(a));
+      if (c == '+' || skipping_) return opened(std::move(a));
       return either(empty(), opened(std::move(a)));
     }
     if (c != '{') return a;
@@ -166,7 +183,7 @@ class Reader {
     if (j >= p_.size() || p_[j] != '}') return std::nullopt;
     i_ = j + 1;
     if (!done() && peek() == '?') ++i_;
-    if (low == 0) return either(empty(), opened(std::move(a)));
+    if (low == 0 && !skipping_) return either(empty(), opened(std::move(a)));
     return opened(std::move(a));  // the first copy, then untracked
   }
 
@@ -182,11 +199,11 @@ class Reader {
         return escape();
       case '.':
         ++i_;
-        return wide();
+        return any_char();
       case '^':
       case '$':
         ++i_;
-        return empty();  // zero-width
+        return nothing();  // zero-width
       case '*':
       case '+':
       case '?':
@@ -196,7 +213,7 @@ class Reader {
         return std::nullopt;
       default:
         ++i_;
-        return one(byte(static_cast<unsigned char>(c)));
+        return single(byte(static_cast<unsigned char>(c)));
     }
   }
 
@@ -225,34 +242,34 @@ class Reader {
     char c = p_[i_++];
     switch (c) {
       case 'd':
-        return one(digits());
+        return single(digits());
       case 'w':
-        return one(word());
+        return single(word());
       case 's':
-        return one(space());
+        return single(space());
       case 'D':
       case 'S':
       case 'W':
-        return wide();
+        return any_char();
       case 'b':
       case 'B':
       case 'A':
       case 'z':
-        return empty();
+        return nothing();
       case 't':
-        return one(byte('\t'));
+        return single(byte('\t'));
       case 'n':
-        return one(byte('\n'));
+        return single(byte('\n'));
       case 'r':
-        return one(byte('\r'));
+        return single(byte('\r'));
       case 'f':
-        return one(byte('\f'));
+        return single(byte('\f'));
       case 'v':
-        return one(byte('\v'));
+        return single(byte('\v'));
       case 'a':
-        return one(byte('\a'));
+        return single(byte('\a'));
       default:
-        if (is_ascii_punct(c)) return one(byte(static_cast<unsigned char>(c)));
+        if (is_ascii_punct(c)) return single(byte(static_cast<unsigned char>(c)));
         return std::nullopt;  // \x, \p, \Q, octal, ...: not followed
     }
   }
@@ -287,7 +304,7 @@ class Reader {
         set.set(*low);
       }
     }
-    return one(set);
+    return single(set);
   }
 
   // [^...] may match any character outside the list, including multi-byte ones.
@@ -306,7 +323,7 @@ class Reader {
         return std::nullopt;
       } else if (c == ']' && !first) {
         wide_ = false;
-        return wide();
+        return any_char();
       }
       first = false;
     }
@@ -365,9 +382,46 @@ class Reader {
   std::size_t i_ = 0;
   bool wide_ = false;
   bool failed_ = false;
+  bool skipping_ = false;  // the fragments being read cannot matter: only parse them
 };
 
+// The end of a repetition `{n}`, `{n,}` or `{n,m}` that starts at p[i], or npos if there is none.
+std::size_t repetition_end(std::string_view p, std::size_t i) {
+  if (i >= p.size() || p[i] != '{') return std::string_view::npos;
+  std::size_t j = i + 1;
+  auto digits_from = [&] {
+    std::size_t start = j;
+    while (j < p.size() && p[j] >= '0' && p[j] <= '9') ++j;
+    return j > start;
+  };
+  if (!digits_from()) return std::string_view::npos;
+  if (j < p.size() && p[j] == ',') {
+    ++j;
+    digits_from();
+  }
+  if (j >= p.size() || p[j] != '}') return std::string_view::npos;
+  return j + 1;
+}
+
 }  // namespace
+
+std::size_t class_end(std::string_view p, std::size_t i) {
+  std::size_t j = i + 1;
+  if (j < p.size() && p[j] == '^') ++j;
+  if (j < p.size() && p[j] == ']') ++j;  // a leading ']' is a member
+  while (j < p.size()) {
+    if (p[j] == '\\') {
+      j += 2;
+    } else if (p[j] == '[' && j + 1 < p.size() && p[j + 1] == ':') {
+      return std::string_view::npos;
+    } else if (p[j] == ']') {
+      return j + 1;
+    } else {
+      ++j;
+    }
+  }
+  return std::string_view::npos;
+}
 
 bool RulePrefilter::analyse(std::string_view pattern, std::vector<Path>* paths) {
   auto f = Reader(pattern).pattern();
@@ -377,36 +431,103 @@ bool RulePrefilter::analyse(std::string_view pattern, std::vector<Path>* paths) 
   return true;
 }
 
-RulePrefilter::RulePrefilter(const std::vector<std::string>& patterns) {
-  for (const std::string& pattern : patterns) {
-    std::vector<Path> paths;
-    if (!analyse(pattern, &paths)) {
-      admits_everything_ = true;
-      break;
-    }
-    for (Path& p : paths) {
-      if (p.empty() || p[0].all()) {  // no leading byte is required
-        admits_everything_ = true;
-        break;
+std::string RulePrefilter::required_literal(std::string_view p) {
+  std::string best, run;
+  auto end_run = [&] {
+    if (run.size() >= best.size()) best = run;  // on a tie the later one: past the prefix paths
+    run.clear();
+  };
+  int depth = 0;  // of groups; only the top level's bytes are certain to be in every match
+  std::size_t i = 0;
+  while (i < p.size()) {
+    const char c = p[i];
+    if (c == '|' && depth == 0) return {};  // an alternative need not contain anything
+    if (c == '(') {
+      if (p.substr(i).starts_with("(?") && !p.substr(i).starts_with("(?:") &&
+          !p.substr(i).starts_with("(?P<")) {
+        return {};  // flags such as (?i) change what the literal bytes match
       }
-      if (std::find(paths_.begin(), paths_.end(), p) == paths_.end())
-        paths_.push_back(std::move(p));
+      if (depth++ == 0) end_run();
+      ++i;
+      continue;
     }
-    if (admits_everything_) break;
+    if (c == ')') {
+      if (--depth < 0) return {};
+      ++i;
+      continue;
+    }
+    if (c == '?' || c == '*' || c == '+') {  // after a group or class: it was not in the run
+      ++i;
+      continue;
+    }
+    if (c == '{') {
+      std::size_t end = repetition_end(p, i);
+      if (end == std::string_view::npos) return {};  // a literal '{': not worth following
+      i = end;
+      continue;
+    }
+    // One atom: a literal byte, or something else that ends the run.
+    std::optional<char> literal;
+    std::size_t next = i + 1;
+    if (c == '[') {
+      next = class_end(p, i);
+      if (next == std::string_view::npos) return {};
+    } else if (c == '\\') {
+      if (i + 1 >= p.size()) return {};
+      const char e = p[i + 1];
+      next = i + 2;
+      if (is_ascii_punct(e)) {
+        literal = e;
+      } else if (std::string_view("dDsSwWbBAz").find(e) == std::string_view::npos) {
+        return {};  // \x{...}, \p{...}, \Q...\E and the like: not followed
+      }
+    } else if (c != '.' && c != '^' && c != '$' && static_cast<unsigned char>(c) < 0x80) {
+      literal = c;
+    }
+    i = next;
+    if (depth > 0) continue;
+    const bool repeated =
+        i < p.size() && (p[i] == '?' || p[i] == '*' || p[i] == '+' || p[i] == '{');
+    if (literal && (!repeated || p[i] == '+')) run += *literal;  // x+ has at least one x
+    if (!literal || repeated) end_run();
   }
-  if (admits_everything_) {
-    paths_.clear();
-    return;
-  }
-  for (std::uint32_t i = 0; i < paths_.size(); ++i) {
-    const Path& path = paths_[i];
-    for (unsigned c = 0; c < 256; ++c) {
-      if (!path[0].test(c)) continue;
-      by_first_[c].push_back(i);
-      if (path.size() >= 2) {
-        second_[c] |= path[1];
-      } else {
-        second_[c].set();
+  if (depth != 0) return {};
+  end_run();
+  return best;
+}
+
+RulePrefilter::RulePrefilter(const std::vector<std::string>& patterns) {
+  for (std::uint32_t pattern = 0; pattern < patterns.size(); ++pattern) {
+    literals_.push_back(required_literal(patterns[pattern]));
+    std::vector<Path> paths;
+    const bool followed = analyse(patterns[pattern], &paths);
+    const bool wildcard = !followed || std::any_of(paths.begin(), paths.end(), [](const Path& p) {
+      return p.empty() || p[0].all();  // no leading byte is required
+    });
+    if (wildcard) {
+      wildcards_.push_back(pattern);
+      const auto index = static_cast<std::uint32_t>(paths_.size());
+      paths_.emplace_back();
+      for (auto& entries : by_first_) entries.push_back({index, pattern});
+      for (ByteSet& next : second_) next.set();
+      continue;
+    }
+    std::vector<Path> unique;
+    for (Path& path : paths) {
+      if (std::find(unique.begin(), unique.end(), path) == unique.end())
+        unique.push_back(std::move(path));
+    }
+    for (Path& way : unique) {
+      const auto index = static_cast<std::uint32_t>(paths_.size());
+      const Path& path = paths_.emplace_back(std::move(way));
+      for (unsigned c = 0; c < 256; ++c) {
+        if (!path[0].test(c)) continue;
+        by_first_[c].push_back({index, pattern});
+        if (path.size() >= 2) {
+          second_[c] |= path[1];
+        } else {
+          second_[c].set();
+        }
       }
     }
   }

@@ -1,4 +1,4 @@
-// A cheap first look at a message's leading bytes that rules out most lines before the RE2::Set.
+// A cheap first look at a message that rules out most lines, and most rules, before any RE2 runs.
 #pragma once
 
 #include <array>
@@ -10,32 +10,46 @@
 
 namespace diskfault {
 
-// Answers "could any of these patterns match at the start of this message?" from the message's
-// first few bytes. It is conservative by construction: each pattern is read into the byte sets
+// Answers "which of these patterns could match at the start of this message?" cheaply, before
+// any regex runs. It is conservative by construction: each pattern is read into the byte sets
 // its matches must start with (a sound over-approximation: repetitions, wide classes and
-// anything the analysis does not follow only widen the sets), so a message that a pattern
-// matches always passes. A pattern whose syntax the analysis does not understand makes the
-// filter admit every message: slower, never wrong.
+// anything the analysis does not follow only widen the sets), and into the longest literal
+// every match must contain; a message that a pattern matches always passes for that pattern.
+// A pattern whose syntax the analysis does not understand passes every message: slower, never
+// wrong.
 class RulePrefilter {
  public:
   // How many leading bytes the filter looks at.
   static constexpr std::size_t kDepth = 8;
 
-  // `patterns` are RE2 patterns (default options: case-sensitive, UTF-8) matched anchored at
-  // the start of the message, as RuleSet matches them.
+  // `patterns` are RE2 patterns (case-sensitive) matched anchored at the start of the message,
+  // as RuleSet matches them.
   explicit RulePrefilter(const std::vector<std::string>& patterns);
 
   // False only if no pattern can match `message` anchored at its start.
   bool may_match(std::string_view message) const {
-    if (admits_everything_) return true;
-    if (message.empty()) return false;  // every path needs at least one byte
-    // Most noise is turned away here, by its first two bytes, before any path is walked.
-    if (message.size() >= 2 && !second_[static_cast<unsigned char>(message[0])].test(
-                                   static_cast<unsigned char>(message[1]))) {
+    return find_candidate(message, [](std::size_t) { return true; });
+  }
+
+  // Calls `visit(i)` for each pattern i, in increasing order, that may match `message`, until a
+  // call returns true; returns whether one did.
+  template <class Visit>
+  bool find_candidate(std::string_view message, Visit&& visit) const {
+    if (message.empty()) {
+      for (std::uint32_t pattern : wildcards_) {
+        if (literals_[pattern].empty() && visit(std::size_t{pattern})) return true;
+      }
       return false;
     }
-    for (std::uint32_t index : by_first_[static_cast<unsigned char>(message[0])]) {
-      const Path& path = paths_[index];
+    const auto first = static_cast<unsigned char>(message[0]);
+    // Most noise is turned away here, by its first two bytes, before any path is walked.
+    if (message.size() >= 2 && !second_[first].test(static_cast<unsigned char>(message[1]))) {
+      return false;
+    }
+    std::uint32_t done = kNone;  // the last pattern looked at: its other paths add nothing
+    for (const Entry& entry : by_first_[first]) {
+      if (entry.pattern == done) continue;
+      const Path& path = paths_[entry.path];
       if (message.size() < path.size()) continue;
       bool ok = true;
       for (std::size_t i = 1; i < path.size(); ++i) {
@@ -44,13 +58,18 @@ class RulePrefilter {
           break;
         }
       }
-      if (ok) return true;
+      if (!ok) continue;
+      done = entry.pattern;
+      const std::string& literal = literals_[entry.pattern];
+      if (!literal.empty() && message.find(literal) == std::string_view::npos) continue;
+      if (visit(std::size_t{entry.pattern})) return true;
     }
     return false;
   }
 
-  // True when the analysis gave up on some pattern (or one can match without leading bytes).
-  bool admits_everything() const { return admits_everything_; }
+  // True when the analysis gave up on some pattern (or one can match without leading bytes):
+  // then every message may match.
+  bool admits_everything() const { return !wildcards_.empty(); }
 
   using ByteSet = std::bitset<256>;
   // The byte sets one way through a pattern must consume first, position by position.
@@ -58,14 +77,28 @@ class RulePrefilter {
 
   // The leading-byte paths of one pattern, or false if the analysis does not follow it.
   static bool analyse(std::string_view pattern, std::vector<Path>* paths);
+  // The longest run of literal bytes that every match of `pattern` contains ("" if none is
+  // found, or the pattern uses syntax the analysis does not follow).
+  static std::string required_literal(std::string_view pattern);
 
  private:
-  bool admits_everything_ = false;
-  std::vector<Path> paths_;
-  std::array<std::vector<std::uint32_t>, 256> by_first_;
+  static constexpr std::uint32_t kNone = ~std::uint32_t{0};
+  struct Entry {
+    std::uint32_t path;
+    std::uint32_t pattern;
+  };
+  std::vector<Path> paths_;            // an empty path passes every message
+  std::vector<std::string> literals_;  // per pattern
+  // by_first_[b]: the paths that may start with byte b, in pattern order.
+  std::array<std::vector<Entry>, 256> by_first_;
   // second_[a] holds every byte that may follow a leading `a` on some path (all bytes where a
-  // one-byte path starts with `a`).
+  // path is shorter than two bytes).
   std::array<ByteSet, 256> second_;
+  std::vector<std::uint32_t> wildcards_;  // patterns that pass every message, the empty one too
 };
+
+// The end of the character class that opens at pattern[open] ('['), or npos where it uses syntax
+// not followed here (a POSIX class such as [:alpha:]) or does not close.
+std::size_t class_end(std::string_view pattern, std::size_t open);
 
 }  // namespace diskfault

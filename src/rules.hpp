@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "rule_prefilter.hpp"
@@ -86,7 +87,8 @@ class RulesError : public std::runtime_error {
 std::vector<Rule> parse_rules(std::string_view json_text, const std::string& origin);
 // Reads and parses a rules file; throws std::system_error if it cannot be read.
 std::vector<Rule> load_rules_file(const std::string& path);
-// The rules built into the binary (rules/default.json at build time).
+// The rules built into the binary (rules/default.json at build time), without their samples and
+// near misses: those are read from the file by the test suite.
 std::vector<Rule> default_rules();
 
 struct RuleMatch {
@@ -94,9 +96,21 @@ struct RuleMatch {
   Captures captures;     // views into the matched message
 };
 
-// Compiled rules. A message is tried against every rule at once (an RE2::Set, linear time, no
-// backtracking); the first rule in file order that matches wins, so specific rules go before
-// general ones.
+// A pattern's RE2 and the numbers of its named groups.
+using CapturedNames = std::vector<std::pair<std::string, int>>;
+struct CompiledPattern {
+  std::unique_ptr<re2::RE2> regex;  // check ok()
+  CapturedNames names;
+  // RE2 was given plain groups and the names were read here, which spares RE2's costly check of
+  // each name; false where RE2 read them (syntax the reading here does not follow).
+  bool names_read_here = false;
+};
+// How every rule pattern is compiled: RE2 (linear time, no backtracking), byte-wise (Latin-1:
+// `.` is one byte), case-sensitive, errors not logged.
+CompiledPattern compile_pattern(const std::string& pattern);
+
+// Compiled rules. A message is tried against the rules the prefilter leaves, in file order; the
+// first rule that matches wins, so specific rules go before general ones.
 class RuleSet {
  public:
   // Compiles `rules`. Throws RulesError naming the rule whose pattern does not compile or uses

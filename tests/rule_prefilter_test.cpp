@@ -13,6 +13,7 @@
 
 #include "line_format.hpp"
 #include "rules.hpp"
+#include "test_support.hpp"
 
 using namespace diskfault;
 
@@ -20,30 +21,59 @@ namespace {
 
 // The patterns of one audience of the built-in rules ("" = kernel), compiled one by one.
 struct Audience {
+  std::vector<std::string> names;
   std::vector<std::string> patterns;
   std::vector<std::unique_ptr<RE2>> regexes;
 };
 
 Audience audience(const std::string& program) {
   Audience a;
-  for (const Rule& rule : default_rules()) {
+  for (const Rule& rule : test::shipped_rules()) {
     if (rule.program != program) continue;
+    a.names.push_back(rule.name);
     a.patterns.push_back(rule.pattern);
-    a.regexes.push_back(std::make_unique<RE2>(rule.pattern, RE2::Quiet));
+    a.regexes.push_back(compile_pattern(rule.pattern).regex);
   }
   return a;
 }
 
+bool matches(const Audience& a, std::size_t i, const std::string& message) {
+  return a.regexes[i]->Match(message, 0, message.size(), RE2::ANCHOR_START, nullptr, 0);
+}
+
 bool any_matches(const Audience& a, const std::string& message) {
-  for (const auto& re : a.regexes) {
-    if (re->Match(message, 0, message.size(), RE2::ANCHOR_START, nullptr, 0)) return true;
+  for (std::size_t i = 0; i < a.regexes.size(); ++i) {
+    if (matches(a, i, message)) return true;
   }
   return false;
 }
 
+// Every pattern the filter leaves for `message`, in the order it visits them.
+std::vector<std::size_t> candidates(const RulePrefilter& filter, std::string_view message) {
+  std::vector<std::size_t> out;
+  filter.find_candidate(message, [&](std::size_t i) {
+    out.push_back(i);
+    return false;
+  });
+  return out;
+}
+
+// Fails unless every pattern that matches `message` is among its candidates.
+void check_candidates(const Audience& a, const RulePrefilter& filter, const std::string& message) {
+  const std::vector<std::size_t> left = candidates(filter, message);
+  CHECK_MESSAGE(std::is_sorted(left.begin(), left.end()), message);
+  CHECK_MESSAGE(std::adjacent_find(left.begin(), left.end()) == left.end(), message);
+  for (std::size_t i = 0; i < a.regexes.size(); ++i) {
+    if (matches(a, i, message) && std::find(left.begin(), left.end(), i) == left.end()) {
+      FAIL_CHECK("pattern " << a.patterns[i] << " matches '" << message
+                            << "' but the prefilter leaves it out");
+    }
+  }
+}
+
 std::vector<std::string> sample_lines(const std::string& program) {
   std::vector<std::string> lines;
-  for (const Rule& rule : default_rules()) {
+  for (const Rule& rule : test::shipped_rules()) {
     if (rule.program != program) continue;
     for (const RuleSample& s : rule.samples) lines.push_back(s.line);
     for (const std::string& m : rule.near_misses) lines.push_back(m);
@@ -112,6 +142,7 @@ TEST_CASE("every sample and near miss that a rule matches passes the prefilter")
     RulePrefilter filter(a.patterns);
     for (const std::string& line : sample_lines(program)) {
       if (any_matches(a, line)) CHECK_MESSAGE(filter.may_match(line), line);
+      check_candidates(a, filter, line);
     }
   }
 }
@@ -129,6 +160,7 @@ TEST_CASE("damaged sample lines that a rule still matches pass the prefilter") {
       if (!any_matches(a, line)) continue;
       ++matched;
       if (!filter.may_match(line)) FAIL_CHECK("prefilter turns away a matching line: " << line);
+      check_candidates(a, filter, line);
     }
     CHECK(matched > 1000);  // the damage leaves many lines matching, so the check bites
   }
@@ -152,6 +184,7 @@ TEST_CASE("every line of the project's test logs that a rule matches passes the 
         if (!any_matches(kernel, message)) continue;
         ++matched;
         CHECK_MESSAGE(filter.may_match(message), message);
+        check_candidates(kernel, filter, message);
       }
     }
   }
@@ -190,7 +223,7 @@ TEST_CASE("a pattern the analysis does not follow makes the prefilter admit ever
        {"(?i)xfs error", "\\x58FS", "\\pLx", "[[:alpha:]]x", "é", ".*XFS", "(?:XFS|)"}) {
     RulePrefilter filter({"^sd ", pattern});
     CHECK_MESSAGE(filter.admits_everything(), pattern);
-    CHECK(filter.may_match("anything at all"));
+    CHECK(filter.may_match("anything at all, even XFS"));
   }
 }
 
@@ -206,4 +239,69 @@ TEST_CASE("the built-in rules' prefilter turns away everyday noise") {
   }
   CHECK(filter.may_match("XFS (sdc1): log I/O error -5"));
   CHECK(filter.may_match("sd 2:0:0:0: [sdc] Attached SCSI disk"));
+}
+
+TEST_CASE("the required literal is a run of bytes every match contains") {
+  CHECK(RulePrefilter::required_literal("^XFS \\((?P<device>[^)\\s]+)\\): (?:a|b)") == "XFS (");
+  CHECK(RulePrefilter::required_literal(
+            "^sd (?P<hctl>\\d+): \\[(?P<device>[a-z]+)\\] (?:tag#\\d+ )? *Sense Key : x") ==
+        "Sense Key : x");
+  CHECK(RulePrefilter::required_literal("ab?cd") == "cd");    // b is optional: "a" then "cd"
+  CHECK(RulePrefilter::required_literal("abcx*y") == "abc");  // x may be absent
+  CHECK(RulePrefilter::required_literal("abcx+y") == "abcx");
+  CHECK(RulePrefilter::required_literal("a{2}bc") == "bc");
+  CHECK(RulePrefilter::required_literal("[ab]]cd") == "]cd");
+  CHECK(RulePrefilter::required_literal("[]a]xy") == "xy");  // ']' first is in the class
+  CHECK(RulePrefilter::required_literal("x(?:abcdef)?yz") == "yz");
+  // Nothing certain: an alternative at the top, flags, or syntax the reader does not follow.
+  for (const char* pattern :
+       {"abc|abd", "(?i)abc", "\\x41bc", "\\Qabc\\E", "ab{,2}", "[[:alpha:]]abc"}) {
+    CHECK_MESSAGE(RulePrefilter::required_literal(pattern).empty(), pattern);
+  }
+}
+
+TEST_CASE("random patterns: every rule that matches a string is among its candidates") {
+  std::mt19937 rng(23);
+  const std::string alphabet = "abc1- \xc3\xa9";
+  int checked = 0, literal = 0;
+  for (int i = 0; i < 400; ++i) {
+    Audience a;
+    for (int k = 0; k < 3; ++k) {
+      std::string pattern = random_pattern(rng, 2);
+      auto re = compile_pattern(pattern).regex;
+      if (!re->ok()) continue;
+      if (!RulePrefilter::required_literal(pattern).empty()) ++literal;
+      a.patterns.push_back(pattern);
+      a.regexes.push_back(std::move(re));
+    }
+    RulePrefilter filter(a.patterns);
+    for (int j = 0; j < 60; ++j) {
+      std::string text;
+      for (int k = static_cast<int>(rng() % 11); k > 0; --k)
+        text += alphabet[rng() % alphabet.size()];
+      if (!any_matches(a, text)) continue;
+      ++checked;
+      check_candidates(a, filter, text);
+    }
+  }
+  CHECK(checked > 2000);
+  CHECK(literal > 100);  // the literals are exercised, not only the leading-byte paths
+}
+
+TEST_CASE("a line is left to the few built-in rules its words fit") {
+  Audience a = audience("");
+  RulePrefilter filter(a.patterns);
+  auto left = [&](const std::string& line) {
+    std::vector<std::string> names;
+    for (std::size_t i : candidates(filter, line)) names.push_back(a.names[i]);
+    return names;
+  };
+  // The sd rules all share a line's first bytes; the words after the address set them apart.
+  using Names = std::vector<std::string>;
+  CHECK(left("sd 2:0:0:0: [sdc] Attached SCSI disk") ==
+        Names{"sd-attached", "sd-offline", "sd-binding", "seed-binding"});
+  CHECK(left("sd 2:0:0:0: [sdc] tag#0 Sense Key : Medium Error [current]") ==
+        Names{"sd-medium-error", "sd-sense-error", "sd-offline", "sd-binding", "seed-binding"});
+  CHECK(left("XFS (sdc1): Mounting V5 Filesystem") == Names{"xfs-error"});
+  CHECK(left("EXT4-fs (sdc1): mounted filesystem") == Names{"ext4-failure"});
 }

@@ -2,7 +2,9 @@
 #include "rules.hpp"
 
 #include <doctest/doctest.h>
+#include <re2/re2.h>
 
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,7 +39,7 @@ std::string refusal_of(std::vector<Rule> rules) {
 }  // namespace
 
 TEST_CASE("every built-in rule compiles and passes its samples and near misses") {
-  const RuleSet& rules = test::default_rule_set();
+  const RuleSet rules(test::shipped_rules());
   CHECK(rules.rules().size() > 30);
   auto problems = rules.check_samples();
   for (const auto& p : problems) MESSAGE(p);
@@ -85,10 +87,22 @@ TEST_CASE("a rules file's rule cannot break what a built-in rule takes its drive
         std::string::npos);
 }
 TEST_CASE("the shipped rules file is the built-in one") {
-  auto shipped = load_rules_file(test::source_root() + "/rules/default.json");
+  auto shipped = test::shipped_rules();
   auto built_in = default_rules();
   REQUIRE(shipped.size() == built_in.size());
-  for (std::size_t i = 0; i < shipped.size(); ++i) CHECK(shipped[i].pattern == built_in[i].pattern);
+  for (std::size_t i = 0; i < shipped.size(); ++i) {
+    const Rule& file = shipped[i];
+    const Rule& binary = built_in[i];
+    CHECK(file.name == binary.name);
+    CHECK(file.yields == binary.yields);
+    CHECK(file.kind == binary.kind);
+    CHECK(file.pattern == binary.pattern);
+    CHECK(file.program == binary.program);
+    CHECK(file.device_from == binary.device_from);
+    CHECK_FALSE(file.samples.empty());
+    CHECK(binary.samples.empty());  // the binary carries what matching needs, no more
+    CHECK(binary.proven);
+  }
 }
 
 TEST_CASE("a rules file that is not JSON is refused, naming the file") {
@@ -169,4 +183,42 @@ TEST_CASE("a hostile line cannot make matching slow: RE2 runs in linear time") {
   // A classic catastrophic-backtracking shape for a backtracking engine; RE2 does not care.
   std::string hostile = "XFS (" + std::string(200000, 'a');
   CHECK_FALSE(test::default_rule_set().match(hostile, "", true).has_value());
+}
+
+TEST_CASE("capture names are numbered as RE2 numbers them, in every shipped rule and odd cases") {
+  std::vector<std::string> patterns;
+  for (const Rule& rule : test::shipped_rules()) {
+    patterns.push_back(rule.pattern);
+    CHECK_MESSAGE(compile_pattern(rule.pattern).names_read_here, rule.name);
+  }
+  CHECK_FALSE(compile_pattern("\\Q(\\E(?P<device>x)").names_read_here);
+  for (const char* odd : {
+           "(a)(?P<device>b)(?:c)(?i:d)(?P<hctl>e)",  // plain, non-capturing and flag groups
+           "[(](?P<device>x)[^)(]+(?P<hctl>y)",       // parentheses inside classes
+           "[]()](?P<device>x)",                      // ']' first in a class
+           "\\((?P<device>x)\\)",                     // escaped parentheses
+           "\\Q(\\E(?P<device>x)",                    // quoted text: RE2 reads the names
+           "[[:alpha:]](?P<device>x)",                // POSIX class: RE2 reads the names
+           "(?P<device>a)(?P<device>b)",              // a repeated name: as RE2 has it
+       }) {
+    patterns.emplace_back(odd);
+  }
+  RE2::Options options;
+  options.set_encoding(RE2::Options::EncodingLatin1);
+  for (const std::string& pattern : patterns) {
+    CompiledPattern compiled = compile_pattern(pattern);
+    REQUIRE_MESSAGE(compiled.regex->ok(), pattern);
+    RE2 reference(pattern, options);
+    CapturedNames expected(reference.NamedCapturingGroups().begin(),
+                           reference.NamedCapturingGroups().end());
+    CapturedNames got = compiled.names;
+    std::sort(got.begin(), got.end());
+    CHECK_MESSAGE(got == expected, pattern);
+    CHECK(compiled.regex->NumberOfCapturingGroups() == reference.NumberOfCapturingGroups());
+  }
+}
+
+TEST_CASE("a faulty capture name is refused as RE2 refuses it") {
+  CHECK(refusal(rule_json(R"j({"name": "r", "yields": "fact", "pattern": "(?P<h ctl>a)"})j"))
+            .find("rule 'r': bad pattern: ") != std::string::npos);
 }

@@ -104,4 +104,10 @@ inline RunResult run_diskfault(const std::vector<std::string>& args,
 
 inline std::string source_root() { return DISKFAULT_SOURCE_ROOT; }
 
+// The shipped rules file, loaded as a user's rules file is: with its samples and near misses,
+// which the built-in copy leaves out.
+inline std::vector<Rule> shipped_rules() {
+  return load_rules_file(source_root() + "/rules/default.json");
+}
+
 }  // namespace diskfault::test
