@@ -431,32 +431,117 @@ bool RulePrefilter::analyse(std::string_view pattern, std::vector<Path>* paths) 
   return true;
 }
 
-std::string RulePrefilter::required_literal(std::string_view p) {
-  std::string best, run;
-  auto end_run = [&] {
-    if (run.size() >= best.size()) best = run;  // on a tie the later one: past the prefix paths
-    run.clear();
+namespace {
+
+// The end of the group that opens at p[i] ('('): the index after its ')', or npos.
+std::size_t group_end(std::string_view p, std::size_t i) {
+  int depth = 0;
+  for (std::size_t j = i; j < p.size();) {
+    if (p[j] == '\\') {
+      j += 2;
+    } else if (p[j] == '[') {
+      j = class_end(p, j);
+      if (j == std::string_view::npos) return j;
+    } else {
+      if (p[j] == '(') ++depth;
+      if (p[j] == ')' && --depth == 0) return j + 1;
+      ++j;
+    }
+  }
+  return std::string_view::npos;
+}
+
+// `p` split at its top-level '|' (not inside a group or class); nullopt if it does not lex.
+std::optional<std::vector<std::string_view>> alternatives(std::string_view p) {
+  std::vector<std::string_view> out;
+  std::size_t start = 0;
+  for (std::size_t j = 0; j < p.size();) {
+    if (p[j] == '\\') {
+      j += 2;
+    } else if (p[j] == '[') {
+      j = class_end(p, j);
+    } else if (p[j] == '(') {
+      j = group_end(p, j);
+    } else {
+      if (p[j] == '|') {
+        out.push_back(p.substr(start, j - start));
+        start = j + 1;
+      }
+      ++j;
+    }
+    if (j == std::string_view::npos) return std::nullopt;
+  }
+  out.push_back(p.substr(std::min(start, p.size())));
+  return out;
+}
+
+// Literals one of which every match contains, and how much they tell: the length of the
+// shortest, less what the leading-byte paths already check for a run at the very start.
+struct Requirement {
+  std::vector<std::string> any_of;  // empty: nothing is known
+  std::size_t worth = 0;
+};
+
+Requirement sequence_requirement(std::string_view p, bool at_start);
+
+// `at_start`: `p` is matched from the first byte of the message.
+Requirement requirement(std::string_view p, bool at_start) {
+  auto alts = alternatives(p);
+  if (!alts) return {};
+  if (alts->size() == 1) return sequence_requirement(p, at_start);
+  Requirement all;
+  all.worth = std::string_view::npos;
+  for (std::string_view alt : *alts) {
+    Requirement r = sequence_requirement(alt, at_start);
+    if (r.any_of.empty()) return {};  // an alternative need not contain anything known
+    all.worth = std::min(all.worth, r.worth);
+    for (std::string& literal : r.any_of) all.any_of.push_back(std::move(literal));
+  }
+  return all;
+}
+
+Requirement sequence_requirement(std::string_view p, bool at_start) {
+  Requirement best;
+  std::string run;
+  bool run_at_start = at_start;  // the run so far began at the message's first byte
+  auto consider = [&](Requirement r) {
+    if (!r.any_of.empty() && r.worth > 0 && r.worth >= best.worth) best = std::move(r);
   };
-  int depth = 0;  // of groups; only the top level's bytes are certain to be in every match
+  auto end_run = [&] {
+    if (!run.empty()) {
+      std::size_t worth = run.size();
+      if (run_at_start) worth = worth > RulePrefilter::kDepth ? worth - RulePrefilter::kDepth : 0;
+      consider(Requirement{{run}, worth});
+    }
+    run.clear();
+    run_at_start = false;
+  };
   std::size_t i = 0;
   while (i < p.size()) {
     const char c = p[i];
-    if (c == '|' && depth == 0) return {};  // an alternative need not contain anything
     if (c == '(') {
       if (p.substr(i).starts_with("(?") && !p.substr(i).starts_with("(?:") &&
           !p.substr(i).starts_with("(?P<")) {
         return {};  // flags such as (?i) change what the literal bytes match
       }
-      if (depth++ == 0) end_run();
-      ++i;
+      const std::size_t end = group_end(p, i);
+      if (end == std::string_view::npos) return {};
+      const bool group_at_start = run_at_start && run.empty();
+      end_run();
+      std::size_t inside = i + 1;
+      if (p.substr(i).starts_with("(?:")) {
+        inside = i + 3;
+      } else if (p.substr(i).starts_with("(?P<")) {
+        inside = p.find('>', i) + 1;
+        if (inside == 0 || inside >= end) return {};
+      }
+      const bool optional =
+          end < p.size() && (p[end] == '?' || p[end] == '*' || p.substr(end).starts_with("{0"));
+      if (!optional) consider(requirement(p.substr(inside, end - 1 - inside), group_at_start));
+      i = end;
       continue;
     }
-    if (c == ')') {
-      if (--depth < 0) return {};
-      ++i;
-      continue;
-    }
-    if (c == '?' || c == '*' || c == '+') {  // after a group or class: it was not in the run
+    if (c == '?' || c == '*' || c == '+') {  // after a group or class: not in any run
       ++i;
       continue;
     }
@@ -464,6 +549,10 @@ std::string RulePrefilter::required_literal(std::string_view p) {
       std::size_t end = repetition_end(p, i);
       if (end == std::string_view::npos) return {};  // a literal '{': not worth following
       i = end;
+      continue;
+    }
+    if (c == '^' && i == 0) {  // zero-width: the run still starts the match
+      ++i;
       continue;
     }
     // One atom: a literal byte, or something else that ends the run.
@@ -481,24 +570,30 @@ std::string RulePrefilter::required_literal(std::string_view p) {
       } else if (std::string_view("dDsSwWbBAz").find(e) == std::string_view::npos) {
         return {};  // \x{...}, \p{...}, \Q...\E and the like: not followed
       }
+    } else if (c == ')' || c == '|') {
+      return {};  // unbalanced: RE2 refuses the pattern anyway
     } else if (c != '.' && c != '^' && c != '$' && static_cast<unsigned char>(c) < 0x80) {
       literal = c;
     }
     i = next;
-    if (depth > 0) continue;
     const bool repeated =
         i < p.size() && (p[i] == '?' || p[i] == '*' || p[i] == '+' || p[i] == '{');
     if (literal && (!repeated || p[i] == '+')) run += *literal;  // x+ has at least one x
     if (!literal || repeated) end_run();
   }
-  if (depth != 0) return {};
   end_run();
   return best;
 }
 
+}  // namespace
+
+std::vector<std::string> RulePrefilter::required_literals(std::string_view pattern) {
+  return requirement(pattern, true).any_of;
+}
+
 RulePrefilter::RulePrefilter(const std::vector<std::string>& patterns) {
   for (std::uint32_t pattern = 0; pattern < patterns.size(); ++pattern) {
-    literals_.push_back(required_literal(patterns[pattern]));
+    literals_.push_back(required_literals(patterns[pattern]));
     std::vector<Path> paths;
     const bool followed = analyse(patterns[pattern], &paths);
     const bool wildcard = !followed || std::any_of(paths.begin(), paths.end(), [](const Path& p) {

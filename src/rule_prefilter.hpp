@@ -37,7 +37,7 @@ class RulePrefilter {
   bool find_candidate(std::string_view message, Visit&& visit) const {
     if (message.empty()) {
       for (std::uint32_t pattern : wildcards_) {
-        if (literals_[pattern].empty() && visit(std::size_t{pattern})) return true;
+        if (contains_one(message, literals_[pattern]) && visit(std::size_t{pattern})) return true;
       }
       return false;
     }
@@ -60,8 +60,7 @@ class RulePrefilter {
       }
       if (!ok) continue;
       done = entry.pattern;
-      const std::string& literal = literals_[entry.pattern];
-      if (!literal.empty() && message.find(literal) == std::string_view::npos) continue;
+      if (!contains_one(message, literals_[entry.pattern])) continue;
       if (visit(std::size_t{entry.pattern})) return true;
     }
     return false;
@@ -77,9 +76,10 @@ class RulePrefilter {
 
   // The leading-byte paths of one pattern, or false if the analysis does not follow it.
   static bool analyse(std::string_view pattern, std::vector<Path>* paths);
-  // The longest run of literal bytes that every match of `pattern` contains ("" if none is
-  // found, or the pattern uses syntax the analysis does not follow).
-  static std::string required_literal(std::string_view pattern);
+  // Literal byte strings one of which every match of `pattern` contains: the most telling such
+  // set found (a run of literal bytes, or one string per alternative of a group); empty if none
+  // is found, or the pattern uses syntax the analysis does not follow.
+  static std::vector<std::string> required_literals(std::string_view pattern);
 
  private:
   static constexpr std::uint32_t kNone = ~std::uint32_t{0};
@@ -87,8 +87,17 @@ class RulePrefilter {
     std::uint32_t path;
     std::uint32_t pattern;
   };
-  std::vector<Path> paths_;            // an empty path passes every message
-  std::vector<std::string> literals_;  // per pattern
+  std::vector<Path> paths_;  // an empty path passes every message
+  // True when `literals` is empty or `message` contains one of them.
+  static bool contains_one(std::string_view message, const std::vector<std::string>& literals) {
+    if (literals.empty()) return true;
+    for (const std::string& literal : literals) {
+      if (message.find(literal) != std::string_view::npos) return true;
+    }
+    return false;
+  }
+
+  std::vector<std::vector<std::string>> literals_;  // per pattern: required_literals()
   // by_first_[b]: the paths that may start with byte b, in pattern order.
   std::array<std::vector<Entry>, 256> by_first_;
   // second_[a] holds every byte that may follow a leading `a` on some path (all bytes where a

@@ -384,31 +384,33 @@ std::optional<RuleMatch> RuleSet::match(std::string_view message, std::string_vi
                                         bool kernel) const {
   const Impl::Audience* audience = impl_->audience(program, kernel);
   if (!audience) return std::nullopt;
-  std::optional<RuleMatch> result;
-  // The candidates come in rule order, so the first whose own RE2 matches is the first rule
-  // that matches at all.
-  audience->prefilter->find_candidate(message, [&](std::size_t candidate) {
-    const std::size_t index = audience->rule_of[candidate];
-    const Impl::Compiled& c = impl_->ready(index);
-    std::array<re2::StringPiece, 32> groups;
-    const int n = std::min<int>(c.groups + 1, static_cast<int>(groups.size()));
-    if (!c.regex->Match(message, 0, message.size(), RE2::ANCHOR_START, groups.data(), n)) {
-      return false;
-    }
-    RuleMatch& found = result.emplace();
-    found.rule = index;
-    for (std::size_t f = 0; f < kFieldCount; ++f) {
-      const int g = c.group[f];
-      if (g > 0 && g < n && groups[g].data() != nullptr) {
-        // Fixed-width fields (SCSI INQUIRY vendor and model) come space-padded.
-        std::string_view value(groups[g].data(), groups[g].size());
-        while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-        while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
-        found.captures[f] = value;
-      }
-    }
-    return true;
+  // The candidates come in rule order, so the first that matches is the first rule that does.
+  // Few candidates fail (the prefilter's literals see to that), so each is searched for its
+  // captures at once.
+  std::size_t index = 0;
+  const Impl::Compiled* c = nullptr;
+  // Not cleared at every call: most calls end at the prefilter.
+  thread_local std::array<re2::StringPiece, 32> groups;
+  int n = 0;
+  const bool found = audience->prefilter->find_candidate(message, [&](std::size_t candidate) {
+    index = audience->rule_of[candidate];
+    c = &impl_->ready(index);
+    n = std::min<int>(c->groups + 1, static_cast<int>(groups.size()));
+    return c->regex->Match(message, 0, message.size(), RE2::ANCHOR_START, groups.data(), n);
   });
+  if (!found) return std::nullopt;
+  RuleMatch result;
+  result.rule = index;
+  for (std::size_t f = 0; f < kFieldCount; ++f) {
+    const int g = c->group[f];
+    if (g > 0 && g < n && groups[g].data() != nullptr) {
+      // Fixed-width fields (SCSI INQUIRY vendor and model) come space-padded.
+      std::string_view value(groups[g].data(), groups[g].size());
+      while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+      while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+      result.captures[f] = value;
+    }
+  }
   return result;
 }
 
