@@ -4,7 +4,8 @@
 The build runs it on rules/default.json, so the shipped rules and the built-in ones are the same
 rules, and the binary starts without parsing JSON. Only what matching needs goes in: samples
 and near misses stay in the file, where the test suite and `diskfault rules --check` read them.
-The table is checked by src/rules.cpp (default_rules) like any rules file's rules.
+The test suite loads the file as a rules file, with every check, and requires the table to hold
+the same rules.
 """
 import json
 import sys
@@ -26,10 +27,15 @@ def main() -> int:
         with open(source, encoding="utf-8") as f:
             rules = json.load(f)["rules"]
         rows = []
+        if not isinstance(rules, list) or not rules:
+            raise ValueError("\"rules\" must be a list of at least one rule")
         for index, rule in enumerate(rules):
-            for field in ("name", "yields", "pattern"):
-                if not isinstance(rule.get(field), str):
-                    raise ValueError("rule #%d has no string \"%s\"" % (index + 1, field))
+            if not isinstance(rule, dict):
+                raise ValueError("rule #%d is not an object" % (index + 1))
+            for field in FIELDS:
+                required = field in ("name", "yields", "pattern")
+                if (required or field in rule) and not isinstance(rule.get(field), str):
+                    raise ValueError("rule #%d: \"%s\" must be a string" % (index + 1, field))
             rows.append("    {" + ", ".join(cxx_string(rule.get(f, "")) for f in FIELDS) + "},\n")
     except (OSError, ValueError, KeyError, TypeError) as e:
         print("embed_rules.py: %s: %s" % (source, e), file=sys.stderr)

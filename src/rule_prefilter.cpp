@@ -42,7 +42,8 @@ ByteSet space() {
 
 Fragment empty() { return Fragment{Way{}}; }
 Fragment one(const ByteSet& s) { return Fragment{Way{Path{s}, true}}; }
-// A character that may take several bytes in UTF-8: at least one byte, then untracked.
+// A character that may take several bytes (were a pattern compiled for UTF-8): at least one
+// byte, then untracked. Sound for byte-wise patterns too, only wider than it need be.
 Fragment wide() { return Fragment{Way{Path{all_bytes()}, false}}; }
 
 Fragment opened(Fragment f) {
@@ -189,7 +190,7 @@ class Reader {
 
   std::optional<Fragment> atom() {
     char c = peek();
-    if (static_cast<unsigned char>(c) >= 0x80) return std::nullopt;  // multi-byte literal
+    if (static_cast<unsigned char>(c) >= 0x80) return std::nullopt;  // encoding-dependent
     switch (c) {
       case '(':
         return group();
@@ -307,7 +308,7 @@ class Reader {
     return single(set);
   }
 
-  // [^...] may match any character outside the list, including multi-byte ones.
+  // [^...] may match any character outside the list: wide, as `.` is.
   std::optional<Fragment> negated_class() {
     ++i_;
     return skip_class(true);
@@ -588,6 +589,9 @@ Requirement sequence_requirement(std::string_view p, bool at_start) {
 }  // namespace
 
 std::vector<std::string> RulePrefilter::required_literals(std::string_view pattern) {
+  // Quoted text (\Q...\E) may hold parentheses, brackets and bars that the lexing here would
+  // take for syntax.
+  if (pattern.find("\\Q") != std::string_view::npos) return {};
   return requirement(pattern, true).any_of;
 }
 

@@ -13,7 +13,7 @@ namespace diskfault {
 // Answers "which of these patterns could match at the start of this message?" cheaply, before
 // any regex runs. It is conservative by construction: each pattern is read into the byte sets
 // its matches must start with (a sound over-approximation: repetitions, wide classes and
-// anything the analysis does not follow only widen the sets), and into the longest literal
+// anything the analysis does not follow only widen the sets), and into literals one of which
 // every match must contain; a message that a pattern matches always passes for that pattern.
 // A pattern whose syntax the analysis does not understand passes every message: slower, never
 // wrong.

@@ -267,9 +267,20 @@ TEST_CASE("the required literals: one of them is in every match") {
   CHECK(of("zx(?:abcdef)+yz") == Set{"abcdef"});
   // Nothing certain: an alternative without a literal, flags, or syntax not followed here.
   for (const char* pattern :
-       {"zabc|\\d+", "(?i)zabc", "\\x41bc", "\\Qabc\\E", "ab{,2}", "[[:alpha:]]abc", "z(?:abc|)"}) {
+       {"zabc|\\d+", "(?i)zabc", "\\x41bc", "\\Qabc\\E", "ab{,2}", "[[:alpha:]]abc", "z(?:abc|)",
+        // quoted text hides a group's end: "abc" is inside the optional group
+        "(?:\\Q)?abc(?:\\E)?(?P<device>sd\\w)"}) {
     CHECK_MESSAGE(of(pattern).empty(), pattern);
   }
+}
+
+TEST_CASE("quoted text cannot hide a group's end from the candidate walk") {
+  Audience a;
+  const std::string pattern = "(?:\\Q)?abc(?:\\E)?(?P<device>sd\\w)";
+  a.patterns.push_back(pattern);
+  a.regexes.push_back(compile_pattern(pattern).regex);
+  REQUIRE(matches(a, 0, "sda"));  // the optional group is ")?abc(?:" quoted: absent here
+  check_candidates(a, RulePrefilter(a.patterns), "sda");
 }
 
 TEST_CASE("random patterns: every rule that matches a string is among its candidates") {

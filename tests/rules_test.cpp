@@ -86,6 +86,30 @@ TEST_CASE("a rules file's rule cannot break what a built-in rule takes its drive
   CHECK(refusal_of(std::move(rules)).find("device_from rule 'sd-command' has no hctl capture") !=
         std::string::npos);
 }
+TEST_CASE("a rules file's device_from must name a rule with an address, built-in or not") {
+  auto rules = parse_rules(rule_json(R"j(
+    {"name": "mine", "yields": "error", "kind": "x", "pattern": "foo (?P<device>\\w+)",
+     "device_from": "xfs-error"})j"),
+                           "mine.json");
+  for (Rule& rule : default_rules()) rules.push_back(rule);
+  CHECK(refusal_of(std::move(rules)).find("device_from rule 'xfs-error' has no hctl capture") !=
+        std::string::npos);
+}
+
+TEST_CASE("rules match bytes: '.' takes one byte, whatever the encoding") {
+  auto rules = parse_rules(rule_json(R"j(
+    {"name": "two", "yields": "fact", "pattern": "^vendor (?P<model>..) (?P<device>sd\\w)$"})j"),
+                           "bytes.json");
+  RuleSet set(std::move(rules));
+  // Two bytes that are one UTF-8 character, and two that are no UTF-8 at all.
+  for (const std::string model : {"\xc3\xa9", "\xff\xfe"}) {
+    const std::string line = "vendor " + model + " sdc";  // the captures point into it
+    auto m = set.match(line, "", true);
+    REQUIRE_MESSAGE(m, model);
+    CHECK(m->captures[static_cast<std::size_t>(Field::kModel)] == model);
+  }
+}
+
 TEST_CASE("the shipped rules file is the built-in one") {
   auto shipped = test::shipped_rules();
   auto built_in = default_rules();
