@@ -338,7 +338,10 @@ RuleSet::RuleSet(std::vector<Rule> rules) : impl_(std::make_unique<Impl>()) {
     for (auto& a : impl_->audiences) {
       if (a.program == rule.program) audience = &a;
     }
-    if (!audience) audience = &impl_->audiences.emplace_back(Impl::Audience{rule.program});
+    if (!audience) {
+      audience = &impl_->audiences.emplace_back();
+      audience->program = rule.program;
+    }
     audience->rule_of.push_back(i);
     audience->patterns.push_back(rule.pattern);
   }
