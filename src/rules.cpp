@@ -109,10 +109,6 @@ Rule parse_rule(const json& item, const std::string& origin, std::size_t index) 
   return rule;
 }
 
-}  // namespace
-
-namespace {
-
 RE2::Options pattern_options() {
   RE2::Options options;
   options.set_log_errors(false);  // RE2::Quiet: the error is reported with the rule's name
