@@ -557,9 +557,7 @@ int run_check(const CheckCommand& command, const std::function<RuleSet()>& make_
         throw std::invalid_argument("unknown --input-format '" + command.input_format + "'");
       }
     }
-    options.warn = [](const std::string& text) {
-      std::cerr << "diskfault: warning: " << text << "\n";
-    };
+    options.warn = warn_on_stderr;
     RuleSet rules = make_rules();
     const std::vector<std::string> logs =
         command.logs.empty() ? std::vector<std::string>{kKernelLogPath} : command.logs;
@@ -571,7 +569,7 @@ int run_check(const CheckCommand& command, const std::function<RuleSet()>& make_
     if (!command.state_path.empty()) {
       lock.emplace(StateLock::acquire(command.state_path, command.lock_wait));
       loaded = load_state(command.state_path);
-      if (!loaded.warning.empty()) std::cerr << "diskfault: warning: " << loaded.warning << "\n";
+      if (!loaded.warning.empty()) warn_on_stderr(loaded.warning);
     }
 
     Report report = diagnose(logs, rules, options);

@@ -1,6 +1,8 @@
 // Runs the pipeline over each source and builds the report.
 #include "diagnose.hpp"
 
+#include <iostream>
+
 #include "driver.hpp"
 #include "matcher.hpp"
 #include "source.hpp"
@@ -22,6 +24,10 @@ std::optional<LogFormat> recognise_source_format(int fd, off_t size, const std::
     if (!line->text.empty()) sample.emplace_back(line->text);
   }
   return recognise_format(sample);
+}
+
+void warn_on_stderr(const std::string& text) {
+  std::cerr << "diskfault: warning: " << text << "\n";
 }
 
 Report diagnose(const std::vector<std::string>& paths, const RuleSet& rules,

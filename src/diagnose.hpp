@@ -22,6 +22,9 @@ struct DiagnoseOptions {
   std::function<void(const std::string&)> warn;
 };
 
+// How diskfault's commands warn: "diskfault: warning: TEXT", one line on standard error.
+void warn_on_stderr(const std::string& text);
+
 // Detects the format of an open source from its last lines (at most 64 KiB of them).
 LogFormat detect_source_format(int fd, off_t size, const std::string& name);
 // The same, or nullopt when none of those lines has a known prefix.

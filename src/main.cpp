@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -38,11 +39,13 @@ RuleSet build_rules(const RuleOptions& options) {
   // User rules go first: the first matching rule wins, so theirs can override a built-in one.
   for (const std::string& file : options.files) {
     auto more = load_rules_file(file);
-    rules.insert(rules.end(), more.begin(), more.end());
+    rules.insert(rules.end(), std::make_move_iterator(more.begin()),
+                 std::make_move_iterator(more.end()));
   }
   if (!options.no_defaults) {
     auto defaults = default_rules();
-    rules.insert(rules.end(), defaults.begin(), defaults.end());
+    rules.insert(rules.end(), std::make_move_iterator(defaults.begin()),
+                 std::make_move_iterator(defaults.end()));
   }
   if (rules.empty())
     throw RulesError("no rules: --no-default-rules needs at least one --rules FILE");
@@ -287,9 +290,7 @@ int run(int argc, char** argv) {
       return kExitError;
     }
   }
-  options.warn = [](const std::string& text) {
-    std::cerr << "diskfault: warning: " << text << "\n";
-  };
+  options.warn = warn_on_stderr;
   if (logs.empty()) logs.push_back(kKernelLogPath);
   RuleSet rules = build_rules(rule_options);
   Report report = diagnose(logs, rules, options);

@@ -96,6 +96,24 @@ bool is_ascii_punct(char c) {
          (c >= '{' && c <= '~');
 }
 
+// The end of a repetition `{n}`, `{n,}` or `{n,m}` that starts at p[i], or npos if there is none.
+std::size_t repetition_end(std::string_view p, std::size_t i) {
+  if (i >= p.size() || p[i] != '{') return std::string_view::npos;
+  std::size_t j = i + 1;
+  auto digits_from = [&] {
+    std::size_t start = j;
+    while (j < p.size() && p[j] >= '0' && p[j] <= '9') ++j;
+    return j > start;
+  };
+  if (!digits_from()) return std::string_view::npos;
+  if (j < p.size() && p[j] == ',') {
+    ++j;
+    digits_from();
+  }
+  if (j >= p.size() || p[j] != '}') return std::string_view::npos;
+  return j + 1;
+}
+
 // Recursive descent over the subset of RE2 syntax the rules use. Every method returns nullopt
 // when it meets something it does not follow; the caller then gives up on the whole pattern.
 class Reader {
@@ -165,26 +183,14 @@ class Reader {
     }
     if (c != '{') return a;
     // {n}, {n,}, {n,m}; anything else after '{' is not followed.
-    std::size_t j = i_ + 1;
-    auto number = [&](int* out) {
-      std::size_t start = j;
-      *out = 0;
-      while (j < p_.size() && p_[j] >= '0' && p_[j] <= '9' && j - start < 6) {
-        *out = *out * 10 + (p_[j] - '0');
-        ++j;
-      }
-      return j > start;
-    };
-    int low = 0, high = 0;
-    if (!number(&low)) return std::nullopt;
-    if (j < p_.size() && p_[j] == ',') {
-      ++j;
-      if (j < p_.size() && p_[j] != '}' && !number(&high)) return std::nullopt;
-    }
-    if (j >= p_.size() || p_[j] != '}') return std::nullopt;
-    i_ = j + 1;
+    const std::size_t end = repetition_end(p_, i_);
+    if (end == std::string_view::npos) return std::nullopt;
+    std::size_t k = i_ + 1;
+    while (p_[k] == '0') ++k;
+    const bool low_is_zero = p_[k] < '0' || p_[k] > '9';  // n is all zeros
+    i_ = end;
     if (!done() && peek() == '?') ++i_;
-    if (low == 0 && !skipping_) return either(empty(), opened(std::move(a)));
+    if (low_is_zero && !skipping_) return either(empty(), opened(std::move(a)));
     return opened(std::move(a));  // the first copy, then untracked
   }
 
@@ -385,24 +391,6 @@ class Reader {
   bool failed_ = false;
   bool skipping_ = false;  // the fragments being read cannot matter: only parse them
 };
-
-// The end of a repetition `{n}`, `{n,}` or `{n,m}` that starts at p[i], or npos if there is none.
-std::size_t repetition_end(std::string_view p, std::size_t i) {
-  if (i >= p.size() || p[i] != '{') return std::string_view::npos;
-  std::size_t j = i + 1;
-  auto digits_from = [&] {
-    std::size_t start = j;
-    while (j < p.size() && p[j] >= '0' && p[j] <= '9') ++j;
-    return j > start;
-  };
-  if (!digits_from()) return std::string_view::npos;
-  if (j < p.size() && p[j] == ',') {
-    ++j;
-    digits_from();
-  }
-  if (j >= p.size() || p[j] != '}') return std::string_view::npos;
-  return j + 1;
-}
 
 }  // namespace
 

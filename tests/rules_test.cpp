@@ -36,6 +36,13 @@ std::string refusal_of(std::vector<Rule> rules) {
   return "";
 }
 
+// Why a rules file's rules, loaded before the built-in ones, are refused.
+std::string refusal_with_built_ins(const std::string& rules_json) {
+  auto rules = parse_rules(rule_json(rules_json), "mine.json");
+  for (Rule& rule : default_rules()) rules.push_back(std::move(rule));
+  return refusal_of(std::move(rules));
+}
+
 }  // namespace
 
 TEST_CASE("every built-in rule compiles and passes its samples and near misses") {
@@ -79,21 +86,15 @@ TEST_CASE("a proven rule compiles on first use, and reports a broken pattern the
 
 TEST_CASE("a rules file's rule cannot break what a built-in rule takes its drive from") {
   // mpt-sense-* take the drive from "sd-command"; a user's rule of that name comes first.
-  auto rules = parse_rules(rule_json(R"j(
-    {"name": "sd-command", "yields": "fact", "pattern": "sd (?P<device>\\w+) CDB"})j"),
-                           "mine.json");
-  for (Rule& rule : default_rules()) rules.push_back(rule);
-  CHECK(refusal_of(std::move(rules)).find("device_from rule 'sd-command' has no hctl capture") !=
-        std::string::npos);
+  CHECK(refusal_with_built_ins(
+            R"j({"name": "sd-command", "yields": "fact", "pattern": "sd (?P<device>\\w+) CDB"})j")
+            .find("device_from rule 'sd-command' has no hctl capture") != std::string::npos);
 }
+
 TEST_CASE("a rules file's device_from must name a rule with an address, built-in or not") {
-  auto rules = parse_rules(rule_json(R"j(
-    {"name": "mine", "yields": "error", "kind": "x", "pattern": "foo (?P<device>\\w+)",
-     "device_from": "xfs-error"})j"),
-                           "mine.json");
-  for (Rule& rule : default_rules()) rules.push_back(rule);
-  CHECK(refusal_of(std::move(rules)).find("device_from rule 'xfs-error' has no hctl capture") !=
-        std::string::npos);
+  CHECK(refusal_with_built_ins(R"j({"name": "mine", "yields": "error", "kind": "x",
+                                    "pattern": "foo (?P<device>\\w+)", "device_from": "xfs-error"})j")
+            .find("device_from rule 'xfs-error' has no hctl capture") != std::string::npos);
 }
 
 TEST_CASE("rules match bytes: '.' takes one byte, whatever the encoding") {
