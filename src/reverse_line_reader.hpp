@@ -37,7 +37,8 @@ class ReverseLineReader {
  public:
   static constexpr std::size_t kDefaultBlockSize = 1024 * 1024;
   // Blocks at least this large are read one ahead on a second thread while the caller works
-  // through the current one; smaller ones (tests use a few bytes) are read in line.
+  // through the current one, from the second block on; smaller ones (tests use a few bytes) are
+  // read in line.
   static constexpr std::size_t kReadAheadMinBlock = 64 * 1024;
 
   // `fd` must stay open while the reader is used; `name` is used in error messages only.

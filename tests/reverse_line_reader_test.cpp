@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <system_error>
@@ -55,6 +56,15 @@ std::vector<std::string> read_backwards(const std::string& path, std::size_t blo
   if (count) *count = reader.line_count();
   ::close(fd);
   return {lines.rbegin(), lines.rend()};
+}
+
+// Threads of this process.
+std::size_t thread_count() {
+  std::size_t count = 0;
+  for ([[maybe_unused]] const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    ++count;
+  }
+  return count;
 }
 
 }  // namespace
@@ -206,6 +216,26 @@ TEST_CASE("blocks read ahead on the second thread give the same lines, long line
   }
 }
 
+TEST_CASE("a reader that stops inside its first block starts no thread") {
+  // Format detection reads a few hundred lines from the end of every log: a thread for it would
+  // cost more than its reading, and once started, glibc's malloc takes locks for the whole run.
+  TempDir dir;
+  const std::size_t block = ReverseLineReader::kReadAheadMinBlock;
+  std::string data;
+  while (data.size() < 4 * block) data += "a line of noise\n";
+  std::string path = dir.write("first.log", data);
+  int fd = ::open(path.c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  const std::size_t before = thread_count();
+  ReverseLineReader reader(fd, static_cast<off_t>(data.size()), path, block);
+  for (int i = 0; i < 200; ++i) REQUIRE(reader.next().has_value());
+  CHECK(reader.bytes_read() == block);
+  CHECK(thread_count() == before);
+  while (reader.bytes_read() <= block) REQUIRE(reader.next().has_value());
+  CHECK(thread_count() == before + 1);  // now it reads ahead
+  ::close(fd);
+}
+
 TEST_CASE("a read ahead that fails reaches the caller, and a reader left early stops cleanly") {
   TempDir dir;
   const std::size_t block = ReverseLineReader::kReadAheadMinBlock;
@@ -215,13 +245,17 @@ TEST_CASE("a read ahead that fails reaches the caller, and a reader left early s
   int fd = ::open(path.c_str(), O_RDWR);
   REQUIRE(fd >= 0);
   const off_t size = static_cast<off_t>(data.size());
+  // Past its first block a reader reads the next one ahead.
+  auto into_second_block = [&](ReverseLineReader& reader) {
+    while (reader.bytes_read() <= block) REQUIRE(reader.next().has_value());
+  };
   {
     ReverseLineReader early(fd, size, path, block);
-    CHECK(early.next()->text == "a line of noise");  // the next block is being read meanwhile
+    into_second_block(early);  // the third block is being read meanwhile
   }
   ReverseLineReader failing(fd, size, path, block);
-  REQUIRE(failing.next().has_value());
-  REQUIRE(::ftruncate(fd, 10) == 0);
+  into_second_block(failing);
+  REQUIRE(::ftruncate(fd, 10) == 0);  // the fourth block is read ahead after this
   try {
     while (failing.next()) {
     }
