@@ -1,7 +1,5 @@
-// Hand-written prefix parsers (they run on every line) and regex-scored format detection.
+// Hand-written prefix parsers (they run on every line) and format detection by prefix shapes.
 #include "line_format.hpp"
-
-#include <re2/re2.h>
 
 #include <array>
 #include <charconv>
@@ -222,6 +220,121 @@ Record parse_kmsg(std::string_view line) {
   return r;
 }
 
+// Reads a line's first bytes for the shapes below: each step consumes what it names, or reports
+// false. Every step is greedy and the shapes never need to take a step back: each run of a class
+// is followed by a byte outside that class.
+class ShapeCursor {
+ public:
+  explicit ShapeCursor(std::string_view line) : line_(line) {}
+
+  bool byte(char c) {
+    if (at_end() || line_[at_] != c) return false;
+    ++at_;
+    return true;
+  }
+  bool literal(std::string_view text) {
+    if (!line_.substr(at_).starts_with(text)) return false;
+    at_ += text.size();
+    return true;
+  }
+  // From `min` to `max` bytes of a class, as many as there are.
+  template <class Class>
+  bool run(Class in_class, std::size_t min, std::size_t max = std::string_view::npos) {
+    std::size_t n = 0;
+    while (n < max && !at_end() && in_class(line_[at_])) {
+      ++at_;
+      ++n;
+    }
+    return n >= min;
+  }
+  // "<N>", a syslog priority of one to three digits, if the line has one here.
+  void optional_priority() {
+    const std::size_t before = at_;
+    if (!(byte('<') && digits(1, 3) && byte('>'))) at_ = before;
+  }
+  bool digits(std::size_t min, std::size_t max = std::string_view::npos) {
+    return run(is_digit, min, max);
+  }
+  // A run of bytes other than whitespace, then one space.
+  bool token() {
+    return run([](char c) { return !is_space(c); }, 1) && byte(' ');
+  }
+  // "Nov 22 02:43:01", a classic syslog time.
+  bool month_day_time() {
+    return run(is_upper, 1, 1) && run(is_lower, 2, 2) && byte(' ') &&
+           run([](char c) { return c == ' ' || is_digit(c); }, 1, 1) && digits(1, 1) && byte(' ') &&
+           clock();
+  }
+  // "02:43:01"
+  bool clock() { return digits(2, 2) && byte(':') && digits(2, 2) && byte(':') && digits(2, 2); }
+  // "2026-11-22T", the date of an ISO 8601 time.
+  bool iso_date() {
+    return digits(4, 4) && byte('-') && digits(2, 2) && byte('-') && digits(2, 2) && byte('T');
+  }
+  bool at_end() const { return at_ == line_.size(); }
+  std::string_view rest() const { return line_.substr(at_); }
+
+  // The regular-expression classes the shapes are written in (\s is [\t\n\f\r ]).
+  static bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r';
+  }
+  static bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
+  static bool is_lower(char c) { return c >= 'a' && c <= 'z'; }
+
+ private:
+  std::string_view line_;
+  std::size_t at_ = 0;
+};
+
+// ^\d+,\d+,\d+,[^;]*;
+bool kmsg_shape(std::string_view line) {
+  ShapeCursor c(line);
+  return c.digits(1) && c.byte(',') && c.digits(1) && c.byte(',') && c.digits(1) && c.byte(',') &&
+         c.rest().find(';') != std::string_view::npos;
+}
+
+// "^<\d{1,3}>1 \d{4}-\d\d-\d\dT\S+ \S+ \S+ \S+ \S+ "
+bool rfc5424_shape(std::string_view line) {
+  ShapeCursor c(line);
+  return c.byte('<') && c.digits(1, 3) && c.literal(">1 ") && c.iso_date() && c.token() &&
+         c.token() && c.token() && c.token() && c.token();
+}
+
+// ^(?:<\d{1,3}>)?(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\S+) \S+ [^\s:]+:(?: |$)
+bool syslog_shape(std::string_view line) {
+  ShapeCursor c(line);
+  c.optional_priority();
+  // The two times start apart: a month's capital letter, a year's digit.
+  const bool classic = !c.at_end() && ShapeCursor::is_upper(c.rest().front());
+  const bool time = classic ? c.month_day_time() && c.byte(' ') : c.iso_date() && c.token();
+  return time && c.token() &&
+         c.run([](char ch) { return ch != ':' && !ShapeCursor::is_space(ch); }, 1) && c.byte(':') &&
+         (c.at_end() || c.byte(' '));
+}
+
+// "^\[\s*\d+\.\d+\] \S+ kernel: "
+bool journal_monotonic_shape(std::string_view line) {
+  ShapeCursor c(line);
+  return c.byte('[') && c.run(ShapeCursor::is_space, 0) && c.digits(1) && c.byte('.') &&
+         c.digits(1) && c.literal("] ") && c.token() && c.literal("kernel: ");
+}
+
+// ^(?:<\d{1,3}>)?\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\]
+bool dmesg_ctime_shape(std::string_view line) {
+  ShapeCursor c(line);
+  c.optional_priority();
+  return c.byte('[') && c.run(ShapeCursor::is_upper, 1, 1) && c.run(ShapeCursor::is_lower, 2, 2) &&
+         c.byte(' ') && c.month_day_time() && c.byte(' ') && c.digits(4, 4) && c.byte(']');
+}
+
+// ^(?:<\d{1,3}>)?\[\s*\d+\.\d+\]
+bool dmesg_shape(std::string_view line) {
+  ShapeCursor c(line);
+  c.optional_priority();
+  return c.byte('[') && c.run(ShapeCursor::is_space, 0) && c.digits(1) && c.byte('.') &&
+         c.digits(1) && c.byte(']');
+}
+
 }  // namespace
 
 std::string_view format_name(LogFormat format) {
@@ -315,36 +428,32 @@ LogFormat detect_format(std::span<const std::string> sample) {
   return recognise_format(sample).value_or(LogFormat::kDmesg);  // no prefix at all: dmesg's
 }
 
+FormatShapes format_shapes(std::string_view line) {
+  return FormatShapes{
+      .kmsg = kmsg_shape(line),
+      .rfc5424 = rfc5424_shape(line),
+      .syslog = syslog_shape(line),
+      .journal_monotonic = journal_monotonic_shape(line),
+      .dmesg_ctime = dmesg_ctime_shape(line),
+      .dmesg = dmesg_shape(line),
+  };
+}
+
 std::optional<LogFormat> recognise_format(std::span<const std::string> sample) {
-  // Each shape is strict enough that a line of another format does not fit it by accident;
-  // the order breaks ties from the most to the least specific.
-  // Byte-wise: the shapes are ASCII, and byte-wise programs compile in a fraction of the time.
-  static const RE2::Options kBytes = [] {
-    RE2::Options options;
-    options.set_encoding(RE2::Options::EncodingLatin1);
-    return options;
-  }();
-  static const RE2 kKmsg(R"(^\d+,\d+,\d+,[^;]*;)", kBytes);
-  static const RE2 kRfc5424(R"(^<\d{1,3}>1 \d{4}-\d\d-\d\dT\S+ \S+ \S+ \S+ \S+ )", kBytes);
-  static const RE2 kSyslog(
-      R"(^(?:<\d{1,3}>)?(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\S+) \S+ [^\s:]+:(?: |$))",
-      kBytes);
-  static const RE2 kJournalMono(R"(^\[\s*\d+\.\d+\] \S+ kernel: )", kBytes);
-  static const RE2 kDmesgCtime(
-      R"(^(?:<\d{1,3}>)?\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\])", kBytes);
-  static const RE2 kDmesg(R"(^(?:<\d{1,3}>)?\[\s*\d+\.\d+\])", kBytes);
   int kmsg = 0, rfc = 0, syslog = 0, journal = 0, ctime = 0, dmesg = 0;
   for (const std::string& line : sample) {
-    if (RE2::PartialMatch(line, kKmsg)) ++kmsg;
-    if (RE2::PartialMatch(line, kRfc5424)) ++rfc;
-    if (RE2::PartialMatch(line, kSyslog)) ++syslog;
-    if (RE2::PartialMatch(line, kJournalMono)) ++journal;
-    if (RE2::PartialMatch(line, kDmesgCtime)) ++ctime;
-    if (RE2::PartialMatch(line, kDmesg)) ++dmesg;
+    const FormatShapes shapes = format_shapes(line);
+    kmsg += shapes.kmsg;
+    rfc += shapes.rfc5424;
+    syslog += shapes.syslog;
+    journal += shapes.journal_monotonic;
+    ctime += shapes.dmesg_ctime;
+    dmesg += shapes.dmesg;
   }
   // Every short-monotonic journal line also looks like dmesg; "host kernel:" after the stamp
   // on a good share of them is what tells the two apart.
   if (journal > 0 && journal * 2 >= dmesg) dmesg = 0;
+  // The order breaks ties from the most to the least specific shape.
   const std::array<std::pair<int, LogFormat>, 6> scores{{
       {kmsg, LogFormat::kKmsg},
       {rfc, LogFormat::kRfc5424},

@@ -49,6 +49,19 @@ double parse_seconds(std::string_view s);
 // shape is kept whole as its message (kmsg and syslog mark it as not from the kernel).
 Record parse_line(LogFormat format, std::string_view line);
 
+// Which formats' prefix shapes a line has. Each shape is strict enough that a line of another
+// format does not fit it by accident; the comment on each shape's code gives it as a regular
+// expression, and the tests hold the code to that expression.
+struct FormatShapes {
+  bool kmsg = false;
+  bool rfc5424 = false;
+  bool syslog = false;
+  bool journal_monotonic = false;
+  bool dmesg_ctime = false;
+  bool dmesg = false;
+};
+FormatShapes format_shapes(std::string_view line);
+
 // The format that fits most of `sample` (lines from one file), kDmesg when none fits.
 LogFormat detect_format(std::span<const std::string> sample);
 // The format whose prefix most of `sample`'s lines have, or nullopt when no line has a known
