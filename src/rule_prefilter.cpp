@@ -57,7 +57,7 @@ Fragment merged(const Fragment& f) {
   for (const Way& w : f) shortest = std::min(shortest, w.bytes.size());
   Way m;
   m.closed = false;
-  m.bytes.assign(shortest, ByteSet());
+  m.bytes.resize(shortest);
   for (const Way& w : f) {
     for (std::size_t i = 0; i < shortest; ++i) m.bytes[i] |= w.bytes[i];
   }

@@ -1,6 +1,7 @@
 // A cheap first look at a message that rules out most lines, and most rules, before any RE2 runs.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <bitset>
 #include <cstdint>
@@ -71,8 +72,32 @@ class RulePrefilter {
   bool admits_everything() const { return !wildcards_.empty(); }
 
   using ByteSet = std::bitset<256>;
-  // The byte sets one way through a pattern must consume first, position by position.
-  using Path = std::vector<ByteSet>;
+  // The byte sets one way through a pattern must consume first, position by position: at most
+  // kDepth of them, kept in place (the analysis copies ways often, and runs at every start).
+  class Path {
+   public:
+    Path() = default;
+    explicit Path(const ByteSet& first) { push_back(first); }
+    std::size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+    const ByteSet& operator[](std::size_t i) const { return sets_[i]; }
+    ByteSet& operator[](std::size_t i) { return sets_[i]; }
+    const ByteSet* begin() const { return sets_.data(); }
+    const ByteSet* end() const { return sets_.data() + size_; }
+    void push_back(const ByteSet& set) { sets_[size_++] = set; }
+    // The first `n` sets, the ones past the old size empty.
+    void resize(std::size_t n) {
+      for (std::size_t i = size_; i < n; ++i) sets_[i].reset();
+      size_ = n;
+    }
+    bool operator==(const Path& other) const {
+      return size_ == other.size_ && std::equal(begin(), end(), other.begin());
+    }
+
+   private:
+    std::array<ByteSet, kDepth> sets_;
+    std::size_t size_ = 0;
+  };
 
   // The leading-byte paths of one pattern, or false if the analysis does not follow it.
   static bool analyse(std::string_view pattern, std::vector<Path>* paths);
