@@ -16,18 +16,24 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 // dmesg writes its stamp as "%5lu.%06lu": spaces, an integer part without leading zeros, a dot
 // and six decimals. Two such stamps of one width compare as numbers when compared as bytes (a
 // space sorts before every digit), so the fast lane orders lines without reading numbers.
-[[gnu::always_inline]] inline bool plain_stamp(std::string_view s) {
-  const std::size_t width = s.size();
-  if (width < 8 || width > 24) return false;
-  // The last eight bytes, first byte lowest: the units digit, the dot, six decimals.
+
+// The last eight bytes of a plain stamp at `p`: the units digit, the dot, six decimals.
+[[gnu::always_inline]] inline bool plain_tail(const char* p) {
+  // First byte lowest.
   std::uint64_t tail;
-  std::memcpy(&tail, s.data() + width - 8, sizeof tail);
+  std::memcpy(&tail, p, sizeof tail);
   if constexpr (std::endian::native == std::endian::big) tail = __builtin_bswap64(tail);
   if (((tail >> 8) & 0xff) != '.') return false;
   const std::uint64_t digits = (tail & ~(0xffULL << 8)) | (std::uint64_t{'0'} << 8);
   // A byte below '0' borrows into its top bit, one above '9' carries into it.
   constexpr std::uint64_t kZeros = 0x3030303030303030, kPastNine = 0x4646464646464646;
-  if (((digits - kZeros) | (digits + kPastNine)) & 0x8080808080808080) return false;
+  return (((digits - kZeros) | (digits + kPastNine)) & 0x8080808080808080) == 0;
+}
+
+[[gnu::always_inline]] inline bool plain_stamp(std::string_view s) {
+  const std::size_t width = s.size();
+  if (width < 8 || width > 24) return false;
+  if (!plain_tail(s.data() + width - 8)) return false;
   // Before the units digit: spaces, then digits without a leading zero.
   const std::size_t units = width - 8;
   std::size_t i = 0;
@@ -37,6 +43,26 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
     if (!is_digit(s[i])) return false;
   }
   return true;
+}
+
+// Whether the `width` bytes at `s` are a plain stamp, given `plain`, a plain stamp of that width.
+// Neighbouring lines mostly share the bytes before the units digit; where they do, only the last
+// eight bytes are left to check.
+[[gnu::always_inline]] inline bool plain_stamp_beside(const char* s, const char* plain,
+                                                      std::size_t width) {
+  const std::size_t units = width - 8;
+  if (units < 8) {
+    std::uint64_t a, b;  // both stamps are at least eight bytes wide
+    std::memcpy(&a, s, sizeof a);
+    std::memcpy(&b, plain, sizeof b);
+    if constexpr (std::endian::native == std::endian::big) {
+      a = __builtin_bswap64(a);
+      b = __builtin_bswap64(b);
+    }
+    const std::uint64_t leading = (std::uint64_t{1} << (8 * units)) - 1;  // first byte lowest
+    if (((a ^ b) & leading) == 0) return plain_tail(s + units);
+  }
+  return plain_stamp({s, width});
 }
 
 // Whether a plain stamp lies past the boot prelude, read from its digits.
@@ -179,7 +205,8 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
         std::string_view text = line.text;
         if (text.size() <= width + 1 || text[0] != '[' || text[width + 1] != ']') return false;
         const char* stamp = text.data() + 1;
-        if (!plain_stamp({stamp, width}) || !stamp_not_after(stamp, later_stamp, width)) {
+        if (!plain_stamp_beside(stamp, later_stamp, width) ||
+            !stamp_not_after(stamp, later_stamp, width)) {
           return false;
         }
         std::string_view message = text.substr(width + 2);

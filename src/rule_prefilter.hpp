@@ -44,7 +44,7 @@ class RulePrefilter {
     }
     const auto first = static_cast<unsigned char>(message[0]);
     // Most noise is turned away here, by its first two bytes, before any path is walked.
-    if (message.size() >= 2 && !second_[first].test(static_cast<unsigned char>(message[1]))) {
+    if (message.size() >= 2 && !second_[first][static_cast<unsigned char>(message[1])]) {
       return false;
     }
     std::uint32_t done = kNone;  // the last pattern looked at: its other paths add nothing
@@ -54,7 +54,7 @@ class RulePrefilter {
       if (message.size() < path.size()) continue;
       bool ok = true;
       for (std::size_t i = 1; i < path.size(); ++i) {
-        if (!path[i].test(static_cast<unsigned char>(message[i]))) {
+        if (!path[i][static_cast<unsigned char>(message[i])]) {
           ok = false;
           break;
         }
