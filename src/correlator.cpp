@@ -210,6 +210,14 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
     add_unresolved(e.adapter, kAdapterUntied, e.rule->kind, e.at, e.text, e.lines);
   }
   adapter_errors_.clear();
+  // Only errors make findings. Most boots of most logs have none: their facts need no resolving.
+  const bool any_error =
+      !unresolved_.empty() || std::any_of(fragments_.begin(), fragments_.end(),
+                                          [](const auto& f) { return !f.second.errors.empty(); });
+  if (!any_error) {
+    forget();
+    return {};
+  }
   // A libata port stands for the address it is tied to, when the boot ties it to exactly one.
   std::map<std::string, std::string> port_place;
   for (auto& [port, addresses] : port_locations_) {
@@ -365,6 +373,11 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
     result.unresolved.push_back(std::move(u));
   }
 
+  forget();
+  return result;
+}
+
+void BootCorrelator::forget() {
   segment_ = 0;
   fragments_.clear();
   bindings_.clear();
@@ -372,7 +385,6 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
   episodes_.clear();
   boundaries_.clear();
   unresolved_.clear();
-  return result;
 }
 
 }  // namespace diskfault

@@ -42,6 +42,9 @@ class BootCorrelator {
   Result finish(std::uint32_t boot_from_end, const std::string& boot_key);
 
  private:
+  // Drops what was gathered about the boot just finished.
+  void forget();
+
   enum class KeyKind : std::uint8_t { kLocation, kPort, kName };
   using Key = std::pair<KeyKind, std::string>;
 
