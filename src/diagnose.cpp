@@ -16,7 +16,11 @@ LogFormat detect_source_format(int fd, off_t size, const std::string& name) {
 std::optional<LogFormat> recognise_source_format(int fd, off_t size, const std::string& name) {
   constexpr std::size_t kSampleLines = 200;
   constexpr std::size_t kSampleBytes = 64 * 1024;
-  ReverseLineReader tail(fd, size, name, kSampleBytes);
+  // Blocks too small to be read ahead: a thread would cost more than the sample, and once
+  // started, glibc's malloc locks for the rest of the run.
+  constexpr std::size_t kSampleBlock = 16 * 1024;
+  static_assert(kSampleBlock < ReverseLineReader::kReadAheadMinBlock);
+  ReverseLineReader tail(fd, size, name, kSampleBlock);
   std::vector<std::string> sample;
   while (sample.size() < kSampleLines && tail.bytes_read() <= kSampleBytes) {
     auto line = tail.next();

@@ -236,6 +236,26 @@ TEST_CASE("a reader that stops inside its first block starts no thread") {
   ::close(fd);
 }
 
+TEST_CASE(
+    "a reader whose blocks are too small to read ahead starts no thread, however far it reads") {
+  // Format detection reads with such blocks (a static_assert there says so): its 200 lines may
+  // take more than one block when lines are long.
+  TempDir dir;
+  std::string data;
+  while (data.size() < 600 * 1024) data += "[    1.000000] " + std::string(420, 'x') + "\n";
+  std::string path = dir.write("long-lines.log", data);
+  int fd = ::open(path.c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  const std::size_t before = thread_count();
+  ReverseLineReader reader(fd, static_cast<off_t>(data.size()), path,
+                           ReverseLineReader::kReadAheadMinBlock / 4);
+  while (reader.next()) {
+  }
+  CHECK(reader.bytes_read() == data.size());
+  CHECK(thread_count() == before);  // counted while the reader is alive
+  ::close(fd);
+}
+
 TEST_CASE("a read ahead that fails reaches the caller, and a reader left early stops cleanly") {
   TempDir dir;
   const std::size_t block = ReverseLineReader::kReadAheadMinBlock;
