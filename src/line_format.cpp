@@ -267,6 +267,10 @@ class ShapeCursor {
   }
   // "02:43:01"
   bool clock() { return digits(2, 2) && byte(':') && digits(2, 2) && byte(':') && digits(2, 2); }
+  // "[  1234.567890]", seconds since boot as dmesg and journalctl print them.
+  bool bracketed_seconds() {
+    return byte('[') && run(is_space, 0) && digits(1) && byte('.') && digits(1) && byte(']');
+  }
   // "2026-11-22T", the date of an ISO 8601 time.
   bool iso_date() {
     return digits(4, 4) && byte('-') && digits(2, 2) && byte('-') && digits(2, 2) && byte('T');
@@ -315,8 +319,7 @@ bool syslog_shape(std::string_view line) {
 // "^\[\s*\d+\.\d+\] \S+ kernel: "
 bool journal_monotonic_shape(std::string_view line) {
   ShapeCursor c(line);
-  return c.byte('[') && c.run(ShapeCursor::is_space, 0) && c.digits(1) && c.byte('.') &&
-         c.digits(1) && c.literal("] ") && c.token() && c.literal("kernel: ");
+  return c.bracketed_seconds() && c.byte(' ') && c.token() && c.literal("kernel: ");
 }
 
 // ^(?:<\d{1,3}>)?\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\]
@@ -331,8 +334,7 @@ bool dmesg_ctime_shape(std::string_view line) {
 bool dmesg_shape(std::string_view line) {
   ShapeCursor c(line);
   c.optional_priority();
-  return c.byte('[') && c.run(ShapeCursor::is_space, 0) && c.digits(1) && c.byte('.') &&
-         c.digits(1) && c.byte(']');
+  return c.bracketed_seconds();
 }
 
 }  // namespace

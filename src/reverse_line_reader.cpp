@@ -44,9 +44,9 @@ void ReverseLineReader::refill() {
   bytes_read_ += want;
   cursor_ = want + keep;
   unscanned_ = want;  // the partial line kept has no newline: it was searched already
-  // A caller that stops inside the first block (format detection reads a few hundred lines) never
-  // pays for a thread (nor makes glibc's malloc lock for the rest of the run); one that has gone
-  // past it is walking the file.
+  // A caller that stops inside the first block (follow mode reading back to the start of the
+  // current boot, and then its last 64 lines) never pays for a thread, nor makes glibc's malloc
+  // lock for the rest of the run; one that has gone past it is walking the file.
   if (block_size_ >= kReadAheadMinBlock && offset_ > 0 && bytes_read_ > want) read_ahead(keep);
 }
 

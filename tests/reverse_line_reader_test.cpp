@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -56,6 +57,13 @@ std::vector<std::string> read_backwards(const std::string& path, std::size_t blo
   if (count) *count = reader.line_count();
   ::close(fd);
   return {lines.rbegin(), lines.rend()};
+}
+
+// Copies of `line` up to at least `bytes` bytes.
+std::string repeated(std::string_view line, std::size_t bytes) {
+  std::string data;
+  while (data.size() < bytes) data += line;
+  return data;
 }
 
 // Threads of this process.
@@ -217,12 +225,12 @@ TEST_CASE("blocks read ahead on the second thread give the same lines, long line
 }
 
 TEST_CASE("a reader that stops inside its first block starts no thread") {
-  // Format detection reads a few hundred lines from the end of every log: a thread for it would
-  // cost more than its reading, and once started, glibc's malloc takes locks for the whole run.
+  // Follow mode reads a log back to the start of the current boot, often inside the last block:
+  // a thread would cost more than the reading, and once started, glibc's malloc takes locks for
+  // the whole run.
   TempDir dir;
   const std::size_t block = ReverseLineReader::kReadAheadMinBlock;
-  std::string data;
-  while (data.size() < 4 * block) data += "a line of noise\n";
+  const std::string data = repeated("a line of noise\n", 4 * block);
   std::string path = dir.write("first.log", data);
   int fd = ::open(path.c_str(), O_RDONLY);
   REQUIRE(fd >= 0);
@@ -241,8 +249,7 @@ TEST_CASE(
   // Format detection reads with such blocks (a static_assert there says so): its 200 lines may
   // take more than one block when lines are long.
   TempDir dir;
-  std::string data;
-  while (data.size() < 600 * 1024) data += "[    1.000000] " + std::string(420, 'x') + "\n";
+  const std::string data = repeated("[    1.000000] " + std::string(420, 'x') + "\n", 600 * 1024);
   std::string path = dir.write("long-lines.log", data);
   int fd = ::open(path.c_str(), O_RDONLY);
   REQUIRE(fd >= 0);
@@ -259,8 +266,7 @@ TEST_CASE(
 TEST_CASE("a read ahead that fails reaches the caller, and a reader left early stops cleanly") {
   TempDir dir;
   const std::size_t block = ReverseLineReader::kReadAheadMinBlock;
-  std::string data;
-  while (data.size() < 4 * block) data += "a line of noise\n";
+  const std::string data = repeated("a line of noise\n", 4 * block);
   std::string path = dir.write("ahead.log", data);
   int fd = ::open(path.c_str(), O_RDWR);
   REQUIRE(fd >= 0);
