@@ -53,8 +53,10 @@ void ReverseLineReader::refill() {
 std::size_t ReverseLineReader::block_for(std::size_t partial) const {
   // A line longer than a block makes the blocks grow with it, so that it is copied and searched
   // a few times in all rather than once per block.
-  return static_cast<std::size_t>(
-      std::min<off_t>(offset_, static_cast<off_t>(std::max(block_size_, partial))));
+  const off_t want = std::min<off_t>(offset_, static_cast<off_t>(std::max(block_size_, partial)));
+  if (block_size_ < kReadAheadMinBlock) return static_cast<std::size_t>(want);
+  const off_t start = (offset_ - want) / static_cast<off_t>(kPage) * static_cast<off_t>(kPage);
+  return static_cast<std::size_t>(offset_ - start);
 }
 
 void ReverseLineReader::read_ahead(std::size_t partial) {

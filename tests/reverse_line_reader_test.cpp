@@ -224,6 +224,46 @@ TEST_CASE("blocks read ahead on the second thread give the same lines, long line
   }
 }
 
+TEST_CASE("big blocks are read from page boundaries of the file into page-aligned memory") {
+  // So the kernel copies page to page; ReverseLineReader::kPage gives the figures.
+  TempDir dir;
+  const std::size_t block = ReverseLineReader::kReadAheadMinBlock;
+  const std::size_t page = ReverseLineReader::kPage;
+  for (std::size_t bytes : {5 * block, 5 * block + 1, 5 * block + 16, 5 * block + page - 1,
+                            3 * block + 100, block / 2}) {
+    std::string data = repeated("a line of noise that is 40 bytes long.\n", bytes);
+    data.resize(bytes);
+    std::string path = dir.write("pages.log", data);
+    int fd = ::open(path.c_str(), O_RDONLY);
+    REQUIRE(fd >= 0);
+    CAPTURE(bytes);
+    ReverseLineReader reader(fd, static_cast<off_t>(bytes), path, block);
+    std::vector<std::string> got;
+    std::uint64_t read = 0;
+    while (auto line = reader.next()) {
+      got.emplace_back(line->text);
+      if (reader.bytes_read() == read) continue;
+      read = reader.bytes_read();
+      if (got.size() == 1) {  // the first block: at least a block, to the page boundary before
+        CHECK(read >= std::min(bytes, block));
+        CHECK(read < std::min(bytes, block) + page);
+      }
+      CHECK(((bytes - read) % page == 0 || read == bytes));  // every block starts on a page
+    }
+    CHECK(read == bytes);
+    auto expected = forward_split(data);
+    std::reverse(expected.begin(), expected.end());
+    CHECK(got == expected);
+    ::close(fd);
+  }
+  diskfault::PageAlignedAllocator<char> allocator;
+  for (std::size_t n : {1u, 100u, 70000u, 1u << 20}) {
+    char* p = allocator.allocate(n);
+    CHECK(reinterpret_cast<std::uintptr_t>(p) % page == 0);
+    allocator.deallocate(p, n);
+  }
+}
+
 TEST_CASE("a reader that stops inside its first block starts no thread") {
   // Follow mode reads a log back to the start of the current boot, often inside the last block:
   // a thread would cost more than the reading, and once started, glibc's malloc takes locks for
