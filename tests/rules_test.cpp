@@ -84,6 +84,21 @@ TEST_CASE("a proven rule compiles on first use, and reports a broken pattern the
   CHECK_FALSE(set.kernel_may_match("fine sdc"));  // NOLINT(bugprone-use-after-move): defined
 }
 
+TEST_CASE("a rule whose candidates keep failing still matches, with its captures") {
+  // After enough misses RuleSet screens such a rule with RE2's DFA before it looks for captures.
+  RuleSet set(default_rules());
+  const std::string_view miss = "nvme nvme0: Shutdown timeout set to 8 seconds";  // a candidate
+  for (int i = 0; i < 100; ++i) {
+    CAPTURE(i);
+    CHECK_FALSE(set.match(miss, "", true));
+    if (i % 10 != 9) continue;
+    auto hit = set.match("nvme nvme3: I/O 123 QID 4 timeout, aborting", "", true);
+    REQUIRE(hit);
+    CHECK(set.rules()[hit->rule].name == "nvme-controller-error");
+    CHECK(hit->captures[static_cast<std::size_t>(Field::kController)] == "nvme3");
+  }
+}
+
 TEST_CASE("a rules file's rule cannot break what a built-in rule takes its drive from") {
   // mpt-sense-* take the drive from "sd-command"; a user's rule of that name comes first.
   CHECK(refusal_with_built_ins(
