@@ -17,12 +17,22 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 // and six decimals. Two such stamps of one width compare as numbers when compared as bytes (a
 // space sorts before every digit), so the fast lane orders lines without reading numbers.
 
-// The last eight bytes of a plain stamp at `p`: the units digit, the dot, six decimals.
-[[gnu::always_inline]] inline bool plain_tail(const char* p) {
-  // First byte lowest.
-  std::uint64_t tail;
-  std::memcpy(&tail, p, sizeof tail);
-  if constexpr (std::endian::native == std::endian::big) tail = __builtin_bswap64(tail);
+// Eight bytes at `p` as a word whose lowest byte is the first.
+[[gnu::always_inline]] inline std::uint64_t first_lowest(const char* p) {
+  std::uint64_t word;
+  std::memcpy(&word, p, sizeof word);
+  if constexpr (std::endian::native == std::endian::big) word = __builtin_bswap64(word);
+  return word;
+}
+
+// Such a word as a number that orders as its bytes do.
+[[gnu::always_inline]] inline std::uint64_t byte_order(std::uint64_t first_lowest_word) {
+  return __builtin_bswap64(first_lowest_word);
+}
+
+// Whether `tail` (first byte lowest) is the last eight bytes of a plain stamp: the units digit,
+// the dot, six decimals.
+[[gnu::always_inline]] inline bool plain_tail(std::uint64_t tail) {
   if (((tail >> 8) & 0xff) != '.') return false;
   const std::uint64_t digits = (tail & ~(0xffULL << 8)) | (std::uint64_t{'0'} << 8);
   // A byte below '0' borrows into its top bit, one above '9' carries into it.
@@ -33,7 +43,7 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 [[gnu::always_inline]] inline bool plain_stamp(std::string_view s) {
   const std::size_t width = s.size();
   if (width < 8 || width > 24) return false;
-  if (!plain_tail(s.data() + width - 8)) return false;
+  if (!plain_tail(first_lowest(s.data() + width - 8))) return false;
   // Before the units digit: spaces, then digits without a leading zero.
   const std::size_t units = width - 8;
   std::size_t i = 0;
@@ -43,26 +53,6 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
     if (!is_digit(s[i])) return false;
   }
   return true;
-}
-
-// Whether the `width` bytes at `s` are a plain stamp, given `plain`, a plain stamp of that width.
-// Neighbouring lines mostly share the bytes before the units digit; where they do, only the last
-// eight bytes are left to check.
-[[gnu::always_inline]] inline bool plain_stamp_beside(const char* s, const char* plain,
-                                                      std::size_t width) {
-  const std::size_t units = width - 8;
-  if (units < 8) {
-    std::uint64_t a, b;  // both stamps are at least eight bytes wide
-    std::memcpy(&a, s, sizeof a);
-    std::memcpy(&b, plain, sizeof b);
-    if constexpr (std::endian::native == std::endian::big) {
-      a = __builtin_bswap64(a);
-      b = __builtin_bswap64(b);
-    }
-    const std::uint64_t leading = (std::uint64_t{1} << (8 * units)) - 1;  // first byte lowest
-    if (((a ^ b) & leading) == 0) return plain_tail(s + units);
-  }
-  return plain_stamp({s, width});
 }
 
 // Whether a plain stamp lies past the boot prelude, read from its digits.
@@ -92,6 +82,91 @@ bool stamp_not_after(const char* a, const char* b, std::size_t width) {
   if (i == width) return true;
   // The last 8 bytes overlap bytes already found equal, so only the tail decides.
   return word(a + width - 8) <= word(b + width - 8);
+}
+
+// The stamp of the line after the one the fast lane looks at: a plain stamp `width` bytes wide
+// (8 to 24), with what the common case compares kept as words.
+class LaneStamp {
+ public:
+  LaneStamp(const char* stamp, std::size_t width)
+      : width_(width),
+        units_(width - 8),
+        leading_mask_(units_ < 8 ? (std::uint64_t{1} << (8 * units_)) - 1 : 0) {
+    move_to(stamp);
+  }
+
+  // If the `width` bytes at `s` are a plain stamp no later than this one, makes it the one to
+  // compare with and returns true.
+  [[gnu::always_inline]] bool step_back_to(const char* s) {
+    // Neighbouring lines mostly share the bytes before the units digit; where they do, the last
+    // eight bytes decide both the shape and the order.
+    if (units_ < 8 && (first_lowest(s) & leading_mask_) == leading_) {
+      const std::uint64_t tail = first_lowest(s + units_);
+      const std::uint64_t order = byte_order(tail);
+      if (!plain_tail(tail) || order > tail_order_) return false;
+      stamp_ = s;
+      tail_order_ = order;
+      return true;
+    }
+    if (!plain_stamp({s, width_}) || !stamp_not_after(s, stamp_, width_)) return false;
+    move_to(s);
+    return true;
+  }
+
+ private:
+  void move_to(const char* s) {
+    stamp_ = s;
+    if (units_ < 8) leading_ = first_lowest(s) & leading_mask_;
+    tail_order_ = byte_order(first_lowest(s + units_));
+  }
+
+  std::size_t width_;
+  std::size_t units_;             // bytes before the units digit
+  std::uint64_t leading_mask_;    // those bytes in a first-lowest word, when fewer than eight
+  std::uint64_t leading_ = 0;     // this stamp's bytes under leading_mask_
+  std::uint64_t tail_order_ = 0;  // this stamp's last eight bytes, in byte order
+  const char* stamp_ = nullptr;
+};
+
+// The lines the fast lane passed over in one call: how many, the newest one's stamp and the
+// oldest line.
+struct QuietRun {
+  std::uint64_t lines = 0;
+  std::string_view newest_stamp;
+  std::string_view oldest;
+};
+
+// Hands the reader's next lines to the fast lane while each has a plain stamp no later than the
+// line after it (`later_plain` for the first) and no kernel rule can match its message. A
+// function of its own, not part of the coroutine: there its locals would live in the coroutine's
+// frame, stored and reloaded at every line.
+QuietRun pass_quiet_lines(ReverseLineReader& reader, std::string_view later_plain,
+                          const RuleSet& rules) {
+  const std::size_t width = later_plain.size();
+  const RulePrefilter* kernel = rules.kernel_prefilter();
+  LaneStamp stamp(later_plain.data(), width);
+  const char* newest = nullptr;
+  std::string_view oldest;
+  const std::uint64_t lines = reader.skip_while([&](const Line& line) {
+    const char* text = line.text.data();
+    const std::size_t size = line.text.size();
+    if (size <= width + 1 || text[0] != '[' || text[width + 1] != ']') return false;
+    std::string_view message(text + width + 2, size - width - 2);
+    if (!message.empty() && message.front() == ' ') message.remove_prefix(1);
+    if (kernel != nullptr) {
+      // Most messages are turned away by their first two bytes, looked up here at once.
+      if (message.size() < 2 || kernel->may_start(static_cast<unsigned char>(message[0]),
+                                                  static_cast<unsigned char>(message[1]))) {
+        if (kernel->may_match(message)) return false;
+      }
+    }
+    if (!stamp.step_back_to(text + 1)) return false;  // last: it moves on to this line's stamp
+    if (newest == nullptr) newest = text;
+    oldest = line.text;
+    return true;
+  });
+  if (lines == 0) return {};
+  return {lines, {newest + 1, width}, oldest};
 }
 
 // The "[...]" field that starts a dmesg line, or "" when the line has none.
@@ -199,33 +274,17 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
       // counters below, exactly as the full path would change them line by line, so the reader
       // hands them over in one call; only the run's newest and oldest lines are looked at again.
       const std::size_t width = later.plain().size();
-      const char* later_stamp = later.plain().data();
-      std::string_view newest, oldest;
-      const std::uint64_t skipped = reader.skip_while([&](const Line& line) {
-        std::string_view text = line.text;
-        if (text.size() <= width + 1 || text[0] != '[' || text[width + 1] != ']') return false;
-        const char* stamp = text.data() + 1;
-        if (!plain_stamp_beside(stamp, later_stamp, width) ||
-            !stamp_not_after(stamp, later_stamp, width)) {
-          return false;
-        }
-        std::string_view message = text.substr(width + 2);
-        if (!message.empty() && message.front() == ' ') message.remove_prefix(1);
-        if (rules.kernel_may_match(message)) return false;
-        later_stamp = stamp;
-        if (newest.empty()) newest = text;
-        oldest = text;
-        return true;
-      });
+      const QuietRun run = pass_quiet_lines(reader, later.plain(), rules);
+      const std::uint64_t skipped = run.lines;
       if (skipped != 0) {
         // Going back, stamps only fall within the run: its newest line holds the largest.
-        if (plain_stamp_late(newest.substr(1, width))) late_clock_since = true;
-        later.set_plain({later_stamp, width});
+        if (plain_stamp_late(run.newest_stamp)) late_clock_since = true;
+        later.set_plain(run.oldest.substr(1, width));
         boot_first_from_end = reader.line_count();  // the oldest line passed
-        if (plain_stamp_late(oldest.substr(1, width))) {
+        if (plain_stamp_late(run.oldest.substr(1, width))) {
           boot_first_line.clear();
         } else {
-          boot_first_line.assign(oldest);
+          boot_first_line.assign(run.oldest);
         }
         content_since = true;
         kernel_lines_since += skipped;

@@ -146,17 +146,28 @@ class ReverseLineReader {
 template <class Take>
 std::uint64_t ReverseLineReader::skip_while(Take&& take) {
   if (!started_ || finished_) return 0;  // next() reads the first block and ends the file
+  // In locals: members would be stored and reloaded around every call.
+  const char* const data = buffer_.data();
+  std::size_t cursor = cursor_;
+  std::size_t search = std::min(cursor_, unscanned_);  // data[search, cursor) holds no newline
   std::uint64_t taken = 0;
-  for (;;) {
-    const char* hit = newline_before_cursor();
-    if (hit == nullptr) return taken;  // the line may begin in an earlier block
-    const std::size_t begin = static_cast<std::size_t>(hit - buffer_.data()) + 1;
-    if (!take(line_from(begin))) return taken;  // next() finds this line again
-    ++lines_;
+  while (search != 0) {
+    const void* hit = ::memrchr(data, '\n', search);
+    if (hit == nullptr) break;  // the line may begin in an earlier block
+    const std::size_t newline = static_cast<std::size_t>(static_cast<const char*>(hit) - data);
+    std::size_t end = cursor;
+    if (end != newline + 1 && data[end - 1] == '\r') --end;
+    if (!take(Line{{data + newline + 1, end - newline - 1}, lines_ + taken + 1})) break;
     ++taken;
-    cursor_ = begin - 1;
-    unscanned_ = cursor_;
+    cursor = newline;
+    search = newline;
   }
+  if (taken != 0) {  // else next() finds the refused line again
+    lines_ += taken;
+    cursor_ = cursor;
+    unscanned_ = cursor;
+  }
+  return taken;
 }
 
 }  // namespace diskfault

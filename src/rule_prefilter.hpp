@@ -67,6 +67,10 @@ class RulePrefilter {
     return false;
   }
 
+  // False when no pattern can match a message that starts with bytes `a` and `b`: the first look
+  // may_match() takes, on its own.
+  bool may_start(unsigned char a, unsigned char b) const { return second_[a][b]; }
+
   // True when the analysis gave up on some pattern (or one can match without leading bytes):
   // then every message may match.
   bool admits_everything() const { return !wildcards_.empty(); }
