@@ -139,9 +139,10 @@ struct QuietRun {
 // Hands the reader's next lines to the fast lane while each has a plain stamp no later than the
 // line after it (`later_plain` for the first) and no kernel rule can match its message. A
 // function of its own, not part of the coroutine: there its locals would live in the coroutine's
-// frame, stored and reloaded at every line.
-QuietRun pass_quiet_lines(ReverseLineReader& reader, std::string_view later_plain,
-                          const RuleSet& rules) {
+// frame, stored and reloaded at every line. Not inlined into it either: that made the full path
+// of every syslog line slower (user time 85-93 to 97-105 ms on the 100 MiB syslog log).
+[[gnu::noinline]] QuietRun pass_quiet_lines(ReverseLineReader& reader, std::string_view later_plain,
+                                            const RuleSet& rules) {
   const std::size_t width = later_plain.size();
   const RulePrefilter* kernel = rules.kernel_prefilter();
   LaneStamp stamp(later_plain.data(), width);
