@@ -215,7 +215,8 @@ std::uint64_t ReverseLineReader::skip_lines(Take& take) {
 
 // skip_lines() with the newlines of each 64 bytes found at once, kept as bits and used up line by
 // line: a memrchr() call per line costs about twice as many instructions (52 a line of 147 bytes,
-// by callgrind). `take` is compiled into this function, with AVX2 too.
+// by callgrind). A `take` marked always_inline is compiled into it; GCC does not otherwise inline
+// a plain function into one built for AVX2.
 template <class Take>
 [[gnu::target("avx2")]] std::uint64_t ReverseLineReader::skip_lines_avx2(Take& take) {
   const char* const data = buffer_.data();
