@@ -112,6 +112,21 @@ class ReverseLineReader {
   }
 #endif
   static inline bool avx2_allowed_ = true;
+  // For skip_lines*(): the line after the newline at data[newline], up to data[end], numbered as
+  // the `taken`th line of the run; and the reader moved past the run when it ends.
+  [[gnu::always_inline]] Line run_line(const char* data, std::size_t newline, std::size_t end,
+                                       std::uint64_t taken) const {
+    if (end != newline + 1 && data[end - 1] == '\r') --end;
+    return Line{{data + newline + 1, end - newline - 1}, lines_ + taken + 1};
+  }
+  [[gnu::always_inline]] std::uint64_t end_run(std::uint64_t taken, std::size_t cursor) {
+    if (taken != 0) {  // else next() finds the refused line again
+      lines_ += taken;
+      cursor_ = cursor;
+      unscanned_ = cursor;
+    }
+    return taken;
+  }
 
   void refill();
   // The newline that ends the line before the one ending at cursor_, if the buffer's unscanned
@@ -185,19 +200,12 @@ std::uint64_t ReverseLineReader::skip_lines(Take& take) {
     const void* hit = ::memrchr(data, '\n', search);
     if (hit == nullptr) break;  // the line may begin in an earlier block
     const std::size_t newline = static_cast<std::size_t>(static_cast<const char*>(hit) - data);
-    std::size_t end = cursor;
-    if (end != newline + 1 && data[end - 1] == '\r') --end;
-    if (!take(Line{{data + newline + 1, end - newline - 1}, lines_ + taken + 1})) break;
+    if (!take(run_line(data, newline, cursor, taken))) break;
     ++taken;
     cursor = newline;
     search = newline;
   }
-  if (taken != 0) {  // else next() finds the refused line again
-    lines_ += taken;
-    cursor_ = cursor;
-    unscanned_ = cursor;
-  }
-  return taken;
+  return end_run(taken, cursor);
 }
 
 #if DISKFAULT_AVX2_LINES
@@ -241,18 +249,11 @@ template <class Take>
     const int top = 63 - std::countl_zero(bits);
     bits ^= std::uint64_t{1} << top;
     const std::size_t newline = chunk + static_cast<std::size_t>(top);
-    std::size_t end = cursor;
-    if (end != newline + 1 && data[end - 1] == '\r') --end;
-    if (!take(Line{{data + newline + 1, end - newline - 1}, lines_ + taken + 1})) break;
+    if (!take(run_line(data, newline, cursor, taken))) break;
     ++taken;
     cursor = newline;
   }
-  if (taken != 0) {  // else next() finds the refused line again
-    lines_ += taken;
-    cursor_ = cursor;
-    unscanned_ = cursor;
-  }
-  return taken;
+  return end_run(taken, cursor);
 }
 #endif
 
