@@ -117,7 +117,7 @@ std::optional<Line> ReverseLineReader::next() {
     const char* hit = newline_before_cursor();
     if (hit != nullptr || offset_ == 0) {
       const std::size_t begin = hit ? static_cast<std::size_t>(hit - buffer_.data()) + 1 : 0;
-      const Line line = line_from(begin);
+      const Line line = line_between(buffer_.data(), begin, cursor_);
       ++lines_;
       if (hit) {
         cursor_ = begin - 1;

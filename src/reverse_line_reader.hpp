@@ -112,13 +112,14 @@ class ReverseLineReader {
   }
 #endif
   static inline bool avx2_allowed_ = true;
-  // For skip_lines*(): the line after the newline at data[newline], up to data[end], numbered as
-  // the `taken`th line of the run; and the reader moved past the run when it ends.
-  [[gnu::always_inline]] Line run_line(const char* data, std::size_t newline, std::size_t end,
-                                       std::uint64_t taken) const {
-    if (end != newline + 1 && data[end - 1] == '\r') --end;
-    return Line{{data + newline + 1, end - newline - 1}, lines_ + taken + 1};
+  // The line data[begin, end) of buffer_'s `data`, without a '\r' at its end, numbered `ahead`
+  // lines after the next one handed out.
+  [[gnu::always_inline]] Line line_between(const char* data, std::size_t begin, std::size_t end,
+                                           std::uint64_t ahead = 0) const {
+    if (end != begin && data[end - 1] == '\r') --end;
+    return Line{{data + begin, end - begin}, lines_ + ahead + 1};
   }
+  // For skip_lines*(): the reader moved past a run of `taken` lines that ends at `cursor`.
   [[gnu::always_inline]] std::uint64_t end_run(std::uint64_t taken, std::size_t cursor) {
     if (taken != 0) {  // else next() finds the refused line again
       lines_ += taken;
@@ -135,13 +136,6 @@ class ReverseLineReader {
     const std::size_t search = std::min(cursor_, unscanned_);
     return search != 0 ? static_cast<const char*>(::memrchr(buffer_.data(), '\n', search))
                        : nullptr;
-  }
-  // The line from buffer_[begin] to cursor_, without a '\r' at its end, numbered as the next one
-  // handed out.
-  Line line_from(std::size_t begin) const {
-    std::string_view text(buffer_.data() + begin, cursor_ - begin);
-    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-    return Line{text, lines_ + 1};
   }
   // How much to read before offset_ when the partial line carried is `partial` bytes long.
   std::size_t block_for(std::size_t partial) const;
@@ -200,7 +194,7 @@ std::uint64_t ReverseLineReader::skip_lines(Take& take) {
     const void* hit = ::memrchr(data, '\n', search);
     if (hit == nullptr) break;  // the line may begin in an earlier block
     const std::size_t newline = static_cast<std::size_t>(static_cast<const char*>(hit) - data);
-    if (!take(run_line(data, newline, cursor, taken))) break;
+    if (!take(line_between(data, newline + 1, cursor, taken))) break;
     ++taken;
     cursor = newline;
     search = newline;
@@ -249,7 +243,7 @@ template <class Take>
     const int top = 63 - std::countl_zero(bits);
     bits ^= std::uint64_t{1} << top;
     const std::size_t newline = chunk + static_cast<std::size_t>(top);
-    if (!take(run_line(data, newline, cursor, taken))) break;
+    if (!take(line_between(data, newline + 1, cursor, taken))) break;
     ++taken;
     cursor = newline;
   }

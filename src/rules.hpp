@@ -133,8 +133,6 @@ class RuleSet {
   bool kernel_may_match(std::string_view message) const {
     return kernel_prefilter_ != nullptr && kernel_prefilter_->may_match(message);
   }
-  // The prefilter kernel_may_match() asks, or nullptr when there are no kernel rules.
-  const RulePrefilter* kernel_prefilter() const { return kernel_prefilter_; }
 
   const std::vector<Rule>& rules() const noexcept;
 
