@@ -84,20 +84,18 @@ bool stamp_not_after(const char* a, const char* b, std::size_t width) {
   return word(a + width - 8) <= word(b + width - 8);
 }
 
-// The stamp of the line after the one the fast lane looks at: a plain stamp `width` bytes wide
-// (8 to 24), with what the common case compares kept as words.
+// The stamp of the line after the one the fast lane looks at: a plain stamp 8 to 24 bytes wide
+// (the width is the lane's, passed in), with what the common case compares kept as words.
 class LaneStamp {
  public:
   LaneStamp(const char* stamp, std::size_t width)
-      : width_(width),
-        units_(width - 8),
-        leading_mask_(units_ < 8 ? (std::uint64_t{1} << (8 * units_)) - 1 : 0) {
+      : units_(width - 8), leading_mask_(units_ < 8 ? (std::uint64_t{1} << (8 * units_)) - 1 : 0) {
     move_to(stamp);
   }
 
   // If the `width` bytes at `s` are a plain stamp no later than this one, makes it the one to
   // compare with and returns true.
-  [[gnu::always_inline]] bool step_back_to(const char* s) {
+  [[gnu::always_inline]] bool step_back_to(const char* s, std::size_t width) {
     // Neighbouring lines mostly share the bytes before the units digit; where they do, the last
     // eight bytes decide both the shape and the order.
     if (units_ < 8 && (first_lowest(s) & leading_mask_) == leading_) {
@@ -108,7 +106,7 @@ class LaneStamp {
       tail_order_ = order;
       return true;
     }
-    if (!plain_stamp({s, width_}) || !stamp_not_after(s, stamp_, width_)) return false;
+    if (!plain_stamp({s, width}) || !stamp_not_after(s, stamp_, width)) return false;
     move_to(s);
     return true;
   }
@@ -120,7 +118,6 @@ class LaneStamp {
     tail_order_ = byte_order(first_lowest(s + units_));
   }
 
-  std::size_t width_;
   std::size_t units_;             // bytes before the units digit
   std::uint64_t leading_mask_;    // those bytes in a first-lowest word, when fewer than eight
   std::uint64_t leading_ = 0;     // this stamp's bytes under leading_mask_
@@ -136,6 +133,33 @@ struct QuietRun {
   std::string_view oldest;
 };
 
+// The fast lane's test of one line, handed to the reader by value: its state then stays in
+// registers through the reader's loop (a lambda that captured the caller's locals by reference
+// stored and reloaded them at every line).
+class QuietLine {
+ public:
+  QuietLine(std::string_view later_plain, const RuleSet& rules)
+      : width_(later_plain.size()), stamp_(later_plain.data(), width_), rules_(&rules) {}
+
+  // True if `line` has a plain stamp no later than the line after it and no kernel rule can
+  // match its message. Always inlined: GCC does not otherwise compile a plain function into
+  // the reader's AVX2 loop, and a call per line cost more than the AVX2 newline search saves.
+  [[gnu::always_inline]] bool operator()(const Line& line) {
+    const char* text = line.text.data();
+    const std::size_t size = line.text.size();
+    if (size <= width_ + 1 || text[0] != '[' || text[width_ + 1] != ']') return false;
+    std::string_view message(text + width_ + 2, size - width_ - 2);
+    if (!message.empty() && message.front() == ' ') message.remove_prefix(1);
+    if (rules_->kernel_may_match(message)) return false;
+    return stamp_.step_back_to(text + 1, width_);  // last: it moves on to this line's stamp
+  }
+
+ private:
+  std::size_t width_;
+  LaneStamp stamp_;
+  const RuleSet* rules_;
+};
+
 // Hands the reader's next lines to the fast lane while each has a plain stamp no later than the
 // line after it (`later_plain` for the first) and no kernel rule can match its message. A
 // function of its own, not part of the coroutine: there its locals would live in the coroutine's
@@ -144,27 +168,9 @@ struct QuietRun {
 // of five alternations).
 [[gnu::noinline]] QuietRun pass_quiet_lines(ReverseLineReader& reader, std::string_view later_plain,
                                             const RuleSet& rules) {
-  const std::size_t width = later_plain.size();
-  LaneStamp stamp(later_plain.data(), width);
-  const char* newest = nullptr;
-  std::string_view oldest;
-  // Always inlined: GCC does not otherwise compile a plain function into the reader's AVX2 loop,
-  // and a call per line cost more than the AVX2 newline search saves.
-  const std::uint64_t lines =
-      reader.skip_while([&](const Line& line) __attribute__((always_inline)) {
-        const char* text = line.text.data();
-        const std::size_t size = line.text.size();
-        if (size <= width + 1 || text[0] != '[' || text[width + 1] != ']') return false;
-        std::string_view message(text + width + 2, size - width - 2);
-        if (!message.empty() && message.front() == ' ') message.remove_prefix(1);
-        if (rules.kernel_may_match(message)) return false;
-        if (!stamp.step_back_to(text + 1)) return false;  // last: it moves on to this line's stamp
-        if (newest == nullptr) newest = text;
-        oldest = line.text;
-        return true;
-      });
-  if (lines == 0) return {};
-  return {lines, {newest + 1, width}, oldest};
+  const auto run = reader.skip_while(QuietLine(later_plain, rules));
+  if (run.lines == 0) return {};
+  return {run.lines, run.newest.substr(1, later_plain.size()), run.oldest};
 }
 
 // The "[...]" field that starts a dmesg line, or "" when the line has none.

@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace diskfault {
@@ -84,12 +85,24 @@ class ReverseLineReader {
   // std::system_error if the file cannot be read.
   std::optional<Line> next();
 
+  // What skip_while() did: how many lines `take` kept, the newest and the oldest of them (views
+  // valid until the reader's next call; empty when it kept none), and `take` as the last call
+  // left it.
+  template <class Take>
+  struct Skipped {
+    std::uint64_t lines = 0;
+    std::string_view newest, oldest;
+    Take take;
+  };
   // Offers `take` the lines before the next one next() would return, last first, while it
   // returns true and they lie whole in the block at hand; a refused line is left for next().
-  // Returns how many lines `take` kept. For a scan that passes over most lines: one call per
-  // run of lines, none per line. `take(const Line&)` must not call into the reader.
+  // For a scan that passes over most lines: one call per run of lines, none per line.
+  // `take(const Line&)` must not call into the reader. `take` is taken and handed back by
+  // value: a copy of the reader's own can live in registers, where one reached through a
+  // reference is stored at every change and reloaded after it (any byte read from the block
+  // might alias it).
   template <class Take>
-  std::uint64_t skip_while(Take&& take);
+  Skipped<Take> skip_while(Take take);
 
   // Whether skip_while() may find line ends with AVX2 where the processor has it (the default);
   // tests turn it off to run the portable way too.
@@ -102,10 +115,10 @@ class ReverseLineReader {
 
  private:
   template <class Take>
-  std::uint64_t skip_lines(Take& take);
+  Skipped<Take> skip_lines(Take take);
 #if DISKFAULT_AVX2_LINES
   template <class Take>
-  std::uint64_t skip_lines_avx2(Take& take);
+  Skipped<Take> skip_lines_avx2(Take take);
   static bool avx2() noexcept {
     static const bool present = __builtin_cpu_supports("avx2");
     return present && avx2_allowed_;
@@ -119,14 +132,27 @@ class ReverseLineReader {
     if (end != begin && data[end - 1] == '\r') --end;
     return Line{{data + begin, end - begin}, lines_ + ahead + 1};
   }
-  // For skip_lines*(): the reader moved past a run of `taken` lines that ends at `cursor`.
-  [[gnu::always_inline]] std::uint64_t end_run(std::uint64_t taken, std::size_t cursor) {
-    if (taken != 0) {  // else next() finds the refused line again
-      lines_ += taken;
-      cursor_ = cursor;
-      unscanned_ = cursor;
-    }
-    return taken;
+  // For skip_lines*(): the reader moves past a run of `taken` lines, from the one that ends at
+  // cursor_ back to the one after the newline at `cursor`.
+  template <class Take>
+  Skipped<Take> end_run(std::uint64_t taken, std::size_t cursor, Take take) {
+    Skipped<Take> run{taken, {}, {}, std::move(take)};
+    if (taken == 0) return run;  // next() finds the refused line again
+    // The run's ends are found again here, once per run, rather than kept at every line.
+    const char* data = buffer_.data();
+    const std::size_t oldest = cursor + 1;
+    const void* before_newest = ::memrchr(data + oldest, '\n', cursor_ - oldest);
+    const void* after_oldest = ::memchr(data + oldest, '\n', cursor_ - oldest);
+    run.newest =
+        line_between(data, before_newest ? offset_in(before_newest) + 1 : oldest, cursor_).text;
+    run.oldest = line_between(data, oldest, after_oldest ? offset_in(after_oldest) : cursor_).text;
+    lines_ += taken;
+    cursor_ = cursor;
+    unscanned_ = cursor;
+    return run;
+  }
+  std::size_t offset_in(const void* p) const {
+    return static_cast<std::size_t>(static_cast<const char*>(p) - buffer_.data());
   }
 
   void refill();
@@ -175,16 +201,16 @@ class ReverseLineReader {
 };
 
 template <class Take>
-std::uint64_t ReverseLineReader::skip_while(Take&& take) {
-  if (!started_ || finished_) return 0;  // next() reads the first block and ends the file
+ReverseLineReader::Skipped<Take> ReverseLineReader::skip_while(Take take) {
+  if (!started_ || finished_) return {0, {}, {}, std::move(take)};  // next() reads block one
 #if DISKFAULT_AVX2_LINES
-  if (avx2()) return skip_lines_avx2(take);
+  if (avx2()) return skip_lines_avx2(std::move(take));
 #endif
-  return skip_lines(take);
+  return skip_lines(std::move(take));
 }
 
 template <class Take>
-std::uint64_t ReverseLineReader::skip_lines(Take& take) {
+ReverseLineReader::Skipped<Take> ReverseLineReader::skip_lines(Take take) {
   // In locals: members would be stored and reloaded around every call.
   const char* const data = buffer_.data();
   std::size_t cursor = cursor_;
@@ -199,7 +225,7 @@ std::uint64_t ReverseLineReader::skip_lines(Take& take) {
     cursor = newline;
     search = newline;
   }
-  return end_run(taken, cursor);
+  return end_run(taken, cursor, std::move(take));
 }
 
 #if DISKFAULT_AVX2_LINES
@@ -220,7 +246,8 @@ std::uint64_t ReverseLineReader::skip_lines(Take& take) {
 // by callgrind). A `take` marked always_inline is compiled into it; GCC does not otherwise inline
 // a plain function into one built for AVX2.
 template <class Take>
-[[gnu::target("avx2")]] std::uint64_t ReverseLineReader::skip_lines_avx2(Take& take) {
+[[gnu::target("avx2")]] ReverseLineReader::Skipped<Take> ReverseLineReader::skip_lines_avx2(
+    Take take) {
   const char* const data = buffer_.data();
   std::size_t cursor = cursor_;
   const std::size_t search = std::min(cursor_, unscanned_);  // data[search, cursor): no newline
@@ -247,7 +274,7 @@ template <class Take>
     ++taken;
     cursor = newline;
   }
-  return end_run(taken, cursor);
+  return end_run(taken, cursor, std::move(take));
 }
 #endif
 

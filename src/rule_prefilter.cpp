@@ -576,6 +576,10 @@ Requirement sequence_requirement(std::string_view p, bool at_start) {
 
 }  // namespace
 
+bool RulePrefilter::any_candidate(std::string_view message) const {
+  return find_candidate(message, [](std::size_t) { return true; });
+}
+
 std::vector<std::string> RulePrefilter::required_literals(std::string_view pattern) {
   // Quoted text (\Q...\E) may hold parentheses, brackets and bars that the lexing here would
   // take for syntax.

@@ -30,12 +30,13 @@ class RulePrefilter {
   // False only if no pattern can match `message` anchored at its start.
   bool may_match(std::string_view message) const {
     // Most noise is turned away by its first two bytes: looked up here, inline, before the walk
-    // in find_candidate() (which looks again, for its other callers).
+    // in find_candidate() (which looks again, for its other callers). The walk is a call: inlined
+    // into the fast lane's loop, it left too few registers for the loop's own values.
     if (message.size() >= 2 &&
         !second_[static_cast<unsigned char>(message[0])][static_cast<unsigned char>(message[1])]) {
       return false;
     }
-    return find_candidate(message, [](std::size_t) { return true; });
+    return any_candidate(message);
   }
 
   // Calls `visit(i)` for each pattern i, in increasing order, that may match `message`, until a
@@ -72,6 +73,9 @@ class RulePrefilter {
     }
     return false;
   }
+
+  // find_candidate() with a visitor that takes the first candidate.
+  [[gnu::noinline]] bool any_candidate(std::string_view message) const;
 
   // True when the analysis gave up on some pattern (or one can match without leading bytes):
   // then every message may match.

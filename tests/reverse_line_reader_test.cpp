@@ -138,7 +138,7 @@ TEST_CASE("lines taken in runs by skip_while and one by one by next() are the fi
       for (;;) {
         any_refused = false;
         const std::size_t before = got.size();
-        const std::uint64_t taken = reader.skip_while([&](const diskfault::Line& line) {
+        const auto run = reader.skip_while([&](const diskfault::Line& line) {
           if (rng() % refuse_one_in == 0) {
             refused.assign(line.text);
             any_refused = true;
@@ -149,7 +149,14 @@ TEST_CASE("lines taken in runs by skip_while and one by one by next() are the fi
           return true;
         });
         CHECK(reader.line_count() == got.size());
-        CHECK(taken == got.size() - before);  // what it says it took, it handed over
+        CHECK(run.lines == got.size() - before);  // what it says it took, it handed over
+        if (run.lines != 0) {  // and the run's ends are the first and the last line it took
+          CHECK(run.newest == got[before]);
+          CHECK(run.oldest == got.back());
+        } else {
+          CHECK(run.newest.empty());
+          CHECK(run.oldest.empty());
+        }
         auto line = reader.next();
         if (!line) break;
         if (any_refused) CHECK(line->text == refused);  // the refused line comes next
