@@ -202,7 +202,8 @@ class ReverseLineReader {
 
 template <class Take>
 ReverseLineReader::Skipped<Take> ReverseLineReader::skip_while(Take take) {
-  if (!started_ || finished_) return {0, {}, {}, std::move(take)};  // next() reads block one
+  // next() reads the first block and ends the file.
+  if (!started_ || finished_) return {0, {}, {}, std::move(take)};
 #if DISKFAULT_AVX2_LINES
   if (avx2()) return skip_lines_avx2(std::move(take));
 #endif
