@@ -125,14 +125,6 @@ class LaneStamp {
   const char* stamp_ = nullptr;
 };
 
-// The lines the fast lane passed over in one call: how many, the newest one's stamp and the
-// oldest line.
-struct QuietRun {
-  std::uint64_t lines = 0;
-  std::string_view newest_stamp;
-  std::string_view oldest;
-};
-
 // The fast lane's test of one line, handed to the reader by value: its state then stays in
 // registers through the reader's loop (a lambda that captured the caller's locals by reference
 // stored and reloaded them at every line).
@@ -166,11 +158,10 @@ class QuietLine {
 // frame, stored and reloaded at every line. Not inlined into it either: that made the full path
 // of every syslog line slower (user time 85-93 to 97-105 ms on the 100 MiB syslog log, in four
 // of five alternations).
-[[gnu::noinline]] QuietRun pass_quiet_lines(ReverseLineReader& reader, std::string_view later_plain,
-                                            const RuleSet& rules) {
-  const auto run = reader.skip_while(QuietLine(later_plain, rules));
-  if (run.lines == 0) return {};
-  return {run.lines, run.newest.substr(1, later_plain.size()), run.oldest};
+[[gnu::noinline]] ReverseLineReader::Run pass_quiet_lines(ReverseLineReader& reader,
+                                                          std::string_view later_plain,
+                                                          const RuleSet& rules) {
+  return reader.skip_while(QuietLine(later_plain, rules));
 }
 
 // The "[...]" field that starts a dmesg line, or "" when the line has none.
@@ -278,11 +269,11 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
       // counters below, exactly as the full path would change them line by line, so the reader
       // hands them over in one call; only the run's newest and oldest lines are looked at again.
       const std::size_t width = later.plain().size();
-      const QuietRun run = pass_quiet_lines(reader, later.plain(), rules);
+      const ReverseLineReader::Run run = pass_quiet_lines(reader, later.plain(), rules);
       const std::uint64_t skipped = run.lines;
       if (skipped != 0) {
         // Going back, stamps only fall within the run: its newest line holds the largest.
-        if (plain_stamp_late(run.newest_stamp)) late_clock_since = true;
+        if (plain_stamp_late(run.newest.substr(1, width))) late_clock_since = true;
         later.set_plain(run.oldest.substr(1, width));
         boot_first_from_end = reader.line_count();  // the oldest line passed
         if (plain_stamp_late(run.oldest.substr(1, width))) {

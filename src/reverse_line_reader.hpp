@@ -85,24 +85,20 @@ class ReverseLineReader {
   // std::system_error if the file cannot be read.
   std::optional<Line> next();
 
-  // What skip_while() did: how many lines `take` kept, the newest and the oldest of them (views
-  // valid until the reader's next call; empty when it kept none), and `take` as the last call
-  // left it.
-  template <class Take>
-  struct Skipped {
+  // What skip_while() passed over: how many lines `take` kept, and the newest and the oldest of
+  // them (views valid until the reader's next call; empty when it kept none).
+  struct Run {
     std::uint64_t lines = 0;
     std::string_view newest, oldest;
-    Take take;
   };
   // Offers `take` the lines before the next one next() would return, last first, while it
   // returns true and they lie whole in the block at hand; a refused line is left for next().
   // For a scan that passes over most lines: one call per run of lines, none per line.
-  // `take(const Line&)` must not call into the reader. `take` is taken and handed back by
-  // value: a copy of the reader's own can live in registers, where one reached through a
-  // reference is stored at every change and reloaded after it (any byte read from the block
-  // might alias it).
+  // `take(const Line&)` must not call into the reader. `take` is taken by value: the reader's
+  // own copy can live in registers, where one reached through a reference is stored at every
+  // change and reloaded after it (any byte read from the block might alias it).
   template <class Take>
-  Skipped<Take> skip_while(Take take);
+  Run skip_while(Take take);
 
   // Whether skip_while() may find line ends with AVX2 where the processor has it (the default);
   // tests turn it off to run the portable way too.
@@ -115,10 +111,10 @@ class ReverseLineReader {
 
  private:
   template <class Take>
-  Skipped<Take> skip_lines(Take take);
+  Run skip_lines(Take take);
 #if DISKFAULT_AVX2_LINES
   template <class Take>
-  Skipped<Take> skip_lines_avx2(Take take);
+  Run skip_lines_avx2(Take take);
   static bool avx2() noexcept {
     static const bool present = __builtin_cpu_supports("avx2");
     return present && avx2_allowed_;
@@ -134,9 +130,8 @@ class ReverseLineReader {
   }
   // For skip_lines*(): the reader moves past a run of `taken` lines, from the one that ends at
   // cursor_ back to the one after the newline at `cursor`.
-  template <class Take>
-  Skipped<Take> end_run(std::uint64_t taken, std::size_t cursor, Take take) {
-    Skipped<Take> run{taken, {}, {}, std::move(take)};
+  Run end_run(std::uint64_t taken, std::size_t cursor) {
+    Run run{taken, {}, {}};
     if (taken == 0) return run;  // next() finds the refused line again
     // The run's ends are found again here, once per run, rather than kept at every line.
     const char* data = buffer_.data();
@@ -201,9 +196,8 @@ class ReverseLineReader {
 };
 
 template <class Take>
-ReverseLineReader::Skipped<Take> ReverseLineReader::skip_while(Take take) {
-  // next() reads the first block and ends the file.
-  if (!started_ || finished_) return {0, {}, {}, std::move(take)};
+ReverseLineReader::Run ReverseLineReader::skip_while(Take take) {
+  if (!started_ || finished_) return {};  // next() reads the first block and ends the file
 #if DISKFAULT_AVX2_LINES
   if (avx2()) return skip_lines_avx2(std::move(take));
 #endif
@@ -211,7 +205,7 @@ ReverseLineReader::Skipped<Take> ReverseLineReader::skip_while(Take take) {
 }
 
 template <class Take>
-ReverseLineReader::Skipped<Take> ReverseLineReader::skip_lines(Take take) {
+ReverseLineReader::Run ReverseLineReader::skip_lines(Take take) {
   // In locals: members would be stored and reloaded around every call.
   const char* const data = buffer_.data();
   std::size_t cursor = cursor_;
@@ -226,7 +220,7 @@ ReverseLineReader::Skipped<Take> ReverseLineReader::skip_lines(Take take) {
     cursor = newline;
     search = newline;
   }
-  return end_run(taken, cursor, std::move(take));
+  return end_run(taken, cursor);
 }
 
 #if DISKFAULT_AVX2_LINES
@@ -247,8 +241,7 @@ ReverseLineReader::Skipped<Take> ReverseLineReader::skip_lines(Take take) {
 // by callgrind). A `take` marked always_inline is compiled into it; GCC does not otherwise inline
 // a plain function into one built for AVX2.
 template <class Take>
-[[gnu::target("avx2")]] ReverseLineReader::Skipped<Take> ReverseLineReader::skip_lines_avx2(
-    Take take) {
+[[gnu::target("avx2")]] ReverseLineReader::Run ReverseLineReader::skip_lines_avx2(Take take) {
   const char* const data = buffer_.data();
   std::size_t cursor = cursor_;
   const std::size_t search = std::min(cursor_, unscanned_);  // data[search, cursor): no newline
@@ -275,7 +268,7 @@ template <class Take>
     ++taken;
     cursor = newline;
   }
-  return end_run(taken, cursor, std::move(take));
+  return end_run(taken, cursor);
 }
 #endif
 
