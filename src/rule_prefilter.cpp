@@ -589,7 +589,7 @@ std::vector<std::string> RulePrefilter::required_literals(std::string_view patte
 
 RulePrefilter::RulePrefilter(const std::vector<std::string>& patterns) {
   for (std::uint32_t pattern = 0; pattern < patterns.size(); ++pattern) {
-    literals_.push_back(required_literals(patterns[pattern]));
+    literals_.emplace_back(required_literals(patterns[pattern]));
     std::vector<Path> paths;
     const bool followed = analyse(patterns[pattern], &paths);
     const bool wildcard = !followed || std::any_of(paths.begin(), paths.end(), [](const Path& p) {

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "literal_search.hpp"
+
 namespace diskfault {
 
 // Answers "which of these patterns could match at the start of this message?" cheaply, before
@@ -45,7 +47,7 @@ class RulePrefilter {
   bool find_candidate(std::string_view message, Visit&& visit) const {
     if (message.empty()) {
       for (std::uint32_t pattern : wildcards_) {
-        if (contains_one(message, literals_[pattern]) && visit(std::size_t{pattern})) return true;
+        if (literals_[pattern].found_in(message) && visit(std::size_t{pattern})) return true;
       }
       return false;
     }
@@ -68,7 +70,7 @@ class RulePrefilter {
       }
       if (!ok) continue;
       done = entry.pattern;
-      if (!contains_one(message, literals_[entry.pattern])) continue;
+      if (!literals_[entry.pattern].found_in(message)) continue;
       if (visit(std::size_t{entry.pattern})) return true;
     }
     return false;
@@ -122,17 +124,8 @@ class RulePrefilter {
     std::uint32_t path;
     std::uint32_t pattern;
   };
-  std::vector<Path> paths_;  // an empty path passes every message
-  // True when `literals` is empty or `message` contains one of them.
-  static bool contains_one(std::string_view message, const std::vector<std::string>& literals) {
-    if (literals.empty()) return true;
-    for (const std::string& literal : literals) {
-      if (message.find(literal) != std::string_view::npos) return true;
-    }
-    return false;
-  }
-
-  std::vector<std::vector<std::string>> literals_;  // per pattern: required_literals()
+  std::vector<Path> paths_;              // an empty path passes every message
+  std::vector<LiteralSearch> literals_;  // per pattern: its required_literals()
   // by_first_[b]: the paths that may start with byte b, in pattern order.
   std::array<std::vector<Entry>, 256> by_first_;
   // second_[a] holds every byte that may follow a leading `a` on some path (all bytes where a
