@@ -6,10 +6,6 @@
 #include <cstring>
 #include <utility>
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#endif
-
 namespace diskfault {
 
 LiteralSearch::LiteralSearch(std::vector<std::string> literals) : literals_(std::move(literals)) {
@@ -25,7 +21,7 @@ bool LiteralSearch::found_portably(std::string_view message) const {
   });
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if DISKFAULT_AVX2
 // Needs message.size() >= kWindow. No load reads past the message.
 [[gnu::target("avx2")]] bool LiteralSearch::found_avx2(std::string_view message) const {
   const char* const text = message.data();

@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "cpu_features.hpp"
+
 namespace diskfault {
 
 // Whether a message holds one of a rule's literals. The lines that reach this test are mostly
@@ -23,7 +25,7 @@ class LiteralSearch {
   // True when there are no literals or `message` contains one of them.
   bool found_in(std::string_view message) const {
     if (literals_.empty()) return true;
-#if defined(__x86_64__) && defined(__GNUC__)
+#if DISKFAULT_AVX2
     if (avx2() && message.size() >= kWindow) return found_avx2(message);
 #endif
     return found_portably(message);
@@ -38,12 +40,9 @@ class LiteralSearch {
   static constexpr std::size_t kWindow = 32;
 
   bool found_portably(std::string_view message) const;
-#if defined(__x86_64__) && defined(__GNUC__)
+#if DISKFAULT_AVX2
   bool found_avx2(std::string_view message) const;
-  static bool avx2() noexcept {
-    static const bool present = __builtin_cpu_supports("avx2");
-    return present && avx2_allowed_;
-  }
+  static bool avx2() noexcept { return cpu_has_avx2() && avx2_allowed_; }
 #endif
   static inline bool avx2_allowed_ = true;
 

@@ -4,11 +4,6 @@
 #include <string.h>  // memrchr (a GNU extension, not in <cstring>)
 #include <sys/types.h>
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define DISKFAULT_AVX2_LINES 1
-#endif
-
 #include <algorithm>
 #include <bit>
 #include <condition_variable>
@@ -23,6 +18,8 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "cpu_features.hpp"
 
 namespace diskfault {
 
@@ -112,13 +109,10 @@ class ReverseLineReader {
  private:
   template <class Take>
   Run skip_lines(Take take);
-#if DISKFAULT_AVX2_LINES
+#if DISKFAULT_AVX2
   template <class Take>
   Run skip_lines_avx2(Take take);
-  static bool avx2() noexcept {
-    static const bool present = __builtin_cpu_supports("avx2");
-    return present && avx2_allowed_;
-  }
+  static bool avx2() noexcept { return cpu_has_avx2() && avx2_allowed_; }
 #endif
   static inline bool avx2_allowed_ = true;
   // The line data[begin, end) of buffer_'s `data`, without a '\r' at its end, numbered `ahead`
@@ -198,7 +192,7 @@ class ReverseLineReader {
 template <class Take>
 ReverseLineReader::Run ReverseLineReader::skip_while(Take take) {
   if (!started_ || finished_) return {};  // next() reads the first block and ends the file
-#if DISKFAULT_AVX2_LINES
+#if DISKFAULT_AVX2
   if (avx2()) return skip_lines_avx2(std::move(take));
 #endif
   return skip_lines(std::move(take));
@@ -223,7 +217,7 @@ ReverseLineReader::Run ReverseLineReader::skip_lines(Take take) {
   return end_run(taken, cursor);
 }
 
-#if DISKFAULT_AVX2_LINES
+#if DISKFAULT_AVX2
 // Bit i set where p[i] is a newline, for the 64 bytes at `p`.
 [[gnu::target("avx2"), gnu::always_inline]] inline std::uint64_t avx2_newlines(const char* p) {
   const __m256i newline = _mm256_set1_epi8('\n');
