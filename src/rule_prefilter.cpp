@@ -605,14 +605,60 @@ std::vector<std::string> RulePrefilter::required_literals(std::string_view patte
   return requirement(pattern, true).any_of;
 }
 
-RulePrefilter::RulePrefilter(const std::vector<std::string>& patterns) {
-  for (std::uint32_t pattern = 0; pattern < patterns.size(); ++pattern) {
-    literals_.emplace_back(required_literals(patterns[pattern]));
-    std::vector<Path> paths;
-    const bool followed = analyse(patterns[pattern], &paths);
-    const bool wildcard = !followed || std::any_of(paths.begin(), paths.end(), [](const Path& p) {
-      return p.empty() || p[0].all();  // no leading byte is required
-    });
+RulePrefilter::Analysis RulePrefilter::analyse_pattern(std::string_view pattern) {
+  Analysis a;
+  a.followed = analyse(pattern, &a.paths);
+  a.literals = required_literals(pattern);
+  return a;
+}
+
+RulePrefilter::Words RulePrefilter::words_of(const ByteSet& set) {
+  Words words{};
+  for (std::size_t c = set._Find_first(); c < 256; c = set._Find_next(c))
+    words[c / 64] |= std::uint64_t{1} << (c % 64);
+  return words;
+}
+
+RulePrefilter::Analysis RulePrefilter::from_embedded(const EmbeddedAnalysis& embedded) {
+  Analysis a;
+  a.followed = embedded.followed;
+  for (const EmbeddedPath& path : embedded.paths) {
+    Path& p = a.paths.emplace_back();
+    for (std::size_t i = 0; i < path.size; ++i) {
+      ByteSet set;
+      for (auto word = path.sets[i].rbegin(); word != path.sets[i].rend(); ++word)
+        set = set << 64 | ByteSet(*word);
+      p.push_back(set);
+    }
+  }
+  a.literals.assign(embedded.literals.begin(), embedded.literals.end());
+  return a;
+}
+
+namespace {
+
+std::vector<RulePrefilter::Analysis> analyses_of(const std::vector<std::string>& patterns) {
+  std::vector<RulePrefilter::Analysis> analyses;
+  analyses.reserve(patterns.size());
+  for (const std::string& pattern : patterns)
+    analyses.push_back(RulePrefilter::analyse_pattern(pattern));
+  return analyses;
+}
+
+}  // namespace
+
+RulePrefilter::RulePrefilter(const std::vector<std::string>& patterns)
+    : RulePrefilter(analyses_of(patterns)) {}
+
+RulePrefilter::RulePrefilter(std::span<const Analysis> analyses) {
+  for (std::uint32_t pattern = 0; pattern < analyses.size(); ++pattern) {
+    const Analysis& analysis = analyses[pattern];
+    literals_.emplace_back(analysis.literals);
+    const std::vector<Path>& paths = analysis.paths;
+    const bool wildcard =
+        !analysis.followed || std::any_of(paths.begin(), paths.end(), [](const Path& p) {
+          return p.empty() || p[0].all();  // no leading byte is required
+        });
     if (wildcard) {
       wildcards_.push_back(pattern);
       const auto index = static_cast<std::uint32_t>(paths_.size());
@@ -621,14 +667,14 @@ RulePrefilter::RulePrefilter(const std::vector<std::string>& patterns) {
       for (ByteSet& next : second_) next.set();
       continue;
     }
-    std::vector<Path> unique;
-    for (Path& path : paths) {
-      if (std::find(unique.begin(), unique.end(), path) == unique.end())
-        unique.push_back(std::move(path));
+    std::vector<const Path*> unique;
+    for (const Path& path : paths) {
+      if (std::none_of(unique.begin(), unique.end(), [&](const Path* u) { return *u == path; }))
+        unique.push_back(&path);
     }
-    for (Path& way : unique) {
+    for (const Path* way : unique) {
       const auto index = static_cast<std::uint32_t>(paths_.size());
-      const Path& path = paths_.emplace_back(std::move(way));
+      const Path& path = paths_.emplace_back(*way);
       // libstdc++'s _Find_first/_Find_next visit only the set bytes; testing all 256 for every
       // path cost about 190,000 instructions a run (callgrind), a tenth of a run on an empty log.
       for (std::size_t c = path[0]._Find_first(); c < 256; c = path[0]._Find_next(c)) {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -329,4 +330,35 @@ TEST_CASE("a line is left to the few built-in rules its words fit") {
   CHECK(left("XFS (sdc1): Mounting V5 Filesystem").empty());
   CHECK(left("EXT4-fs (sdc1): mounted filesystem with ordered data mode").empty());
   CHECK(left("XFS (sdc1): writeback error on sector 2048") == Names{"xfs-error"});
+}
+
+TEST_CASE("the analyses the build embeds equal a fresh analysis of every built-in rule") {
+  std::set<std::string> found;
+  for (const Rule& rule : test::shipped_rules()) {
+    CAPTURE(rule.name);
+    const RulePrefilter::Analysis fresh = RulePrefilter::analyse_pattern(rule.pattern);
+    std::size_t copies = 0;
+    for (const RulePrefilter::EmbeddedAnalysis& embedded : kEmbeddedAnalyses) {
+      if (embedded.pattern != rule.pattern) continue;
+      ++copies;
+      CHECK(RulePrefilter::from_embedded(embedded) == fresh);
+    }
+    CHECK(copies == 1);
+    found.insert(rule.pattern);
+  }
+  CHECK(found.size() == kEmbeddedAnalyses.size());  // no entry for a pattern no rule has
+}
+
+TEST_CASE("a byte set survives being written as words") {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 200; ++round) {
+    RulePrefilter::ByteSet set;
+    for (int i = 0; i < round % 40; ++i) set.set(rng() % 256);
+    if (round % 50 == 0) set.set();  // every byte
+    RulePrefilter::EmbeddedPath path{1, {RulePrefilter::words_of(set)}};
+    const RulePrefilter::Analysis a = RulePrefilter::from_embedded({"", true, {&path, 1}, {}});
+    REQUIRE(a.paths.size() == 1);
+    REQUIRE(a.paths[0].size() == 1);
+    CHECK(a.paths[0][0] == set);
+  }
 }
