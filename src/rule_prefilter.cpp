@@ -635,26 +635,11 @@ RulePrefilter::Analysis RulePrefilter::from_embedded(const EmbeddedAnalysis& emb
   return a;
 }
 
-namespace {
-
-std::vector<RulePrefilter::Analysis> analyses_of(const std::vector<std::string>& patterns) {
-  std::vector<RulePrefilter::Analysis> analyses;
-  analyses.reserve(patterns.size());
-  for (const std::string& pattern : patterns)
-    analyses.push_back(RulePrefilter::analyse_pattern(pattern));
-  return analyses;
-}
-
-}  // namespace
-
-RulePrefilter::RulePrefilter(const std::vector<std::string>& patterns)
-    : RulePrefilter(analyses_of(patterns)) {}
-
-RulePrefilter::RulePrefilter(std::span<const Analysis> analyses) {
-  for (std::uint32_t pattern = 0; pattern < analyses.size(); ++pattern) {
-    const Analysis& analysis = analyses[pattern];
-    literals_.emplace_back(analysis.literals);
-    const std::vector<Path>& paths = analysis.paths;
+RulePrefilter::RulePrefilter(const std::vector<std::string>& patterns, Analyser analysis_of) {
+  for (std::uint32_t pattern = 0; pattern < patterns.size(); ++pattern) {
+    Analysis analysis = analysis_of(patterns[pattern]);
+    literals_.emplace_back(std::move(analysis.literals));
+    std::vector<Path>& paths = analysis.paths;
     const bool wildcard =
         !analysis.followed || std::any_of(paths.begin(), paths.end(), [](const Path& p) {
           return p.empty() || p[0].all();  // no leading byte is required
@@ -667,14 +652,14 @@ RulePrefilter::RulePrefilter(std::span<const Analysis> analyses) {
       for (ByteSet& next : second_) next.set();
       continue;
     }
-    std::vector<const Path*> unique;
-    for (const Path& path : paths) {
-      if (std::none_of(unique.begin(), unique.end(), [&](const Path* u) { return *u == path; }))
-        unique.push_back(&path);
+    std::vector<Path> unique;
+    for (Path& path : paths) {
+      if (std::find(unique.begin(), unique.end(), path) == unique.end())
+        unique.push_back(std::move(path));
     }
-    for (const Path* way : unique) {
+    for (Path& way : unique) {
       const auto index = static_cast<std::uint32_t>(paths_.size());
-      const Path& path = paths_.emplace_back(*way);
+      const Path& path = paths_.emplace_back(std::move(way));
       // libstdc++'s _Find_first/_Find_next visit only the set bytes; testing all 256 for every
       // path of the built-in rules cost about 190,000 instructions a run (callgrind).
       for (std::size_t c = path[0]._Find_first(); c < 256; c = path[0]._Find_next(c)) {

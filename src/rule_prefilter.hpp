@@ -27,11 +27,12 @@ class RulePrefilter {
   static constexpr std::size_t kDepth = 8;
 
   struct Analysis;
+  using Analyser = Analysis (*)(std::string_view pattern);
   // `patterns` are RE2 patterns (case-sensitive) matched anchored at the start of the message,
-  // as RuleSet matches them.
-  explicit RulePrefilter(const std::vector<std::string>& patterns);
-  // The same from each pattern's analysis, made already (analyse_pattern(), from_embedded()).
-  explicit RulePrefilter(std::span<const Analysis> analyses);
+  // as RuleSet matches them. `analysis_of` gives each one's Analysis: analyse_pattern(), or
+  // RuleSet's, which takes a built-in pattern's from the build.
+  explicit RulePrefilter(const std::vector<std::string>& patterns,
+                         Analyser analysis_of = &RulePrefilter::analyse_pattern);
 
   // False only if no pattern can match `message` anchored at its start.
   bool may_match(std::string_view message) const {

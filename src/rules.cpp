@@ -175,7 +175,7 @@ std::optional<PlainGroups> without_capture_names(std::string_view p) {
 
 // A built-in pattern's analysis comes with the build; another pattern (from a rules file) is
 // analysed here.
-RulePrefilter::Analysis analysis_of(const std::string& pattern) {
+RulePrefilter::Analysis analysis_of(std::string_view pattern) {
   for (const RulePrefilter::EmbeddedAnalysis& embedded : kEmbeddedAnalyses) {
     if (embedded.pattern == pattern) return RulePrefilter::from_embedded(embedded);
   }
@@ -378,12 +378,8 @@ RuleSet::RuleSet(std::vector<Rule> rules) : impl_(std::make_unique<Impl>()) {
       throw RulesError(where + ": device_from rule '" + rule.device_from + "' has no hctl capture");
     }
   }
-  for (auto& a : impl_->audiences) {
-    std::vector<RulePrefilter::Analysis> analyses;
-    analyses.reserve(a.patterns.size());
-    for (const std::string& pattern : a.patterns) analyses.push_back(analysis_of(pattern));
-    a.prefilter = std::make_unique<RulePrefilter>(analyses);
-  }
+  for (auto& a : impl_->audiences)
+    a.prefilter = std::make_unique<RulePrefilter>(a.patterns, &analysis_of);
   impl_->kernel_audience = impl_->audience({}, true);
   if (impl_->kernel_audience) kernel_prefilter_ = impl_->kernel_audience->prefilter.get();
 }
