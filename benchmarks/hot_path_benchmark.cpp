@@ -52,8 +52,9 @@ std::vector<std::string> matching_messages() {
   return lines;
 }
 
-// A dmesg log of `lines` lines, mostly noise with one rule-matching line in 50.
-std::string make_log(std::size_t lines) {
+// A dmesg log of `lines` lines, mostly noise with one rule-matching line in 50; each line begins
+// with `lead` (a syslog time, host and tag make it a syslog log).
+std::string make_log(std::size_t lines, const char* lead = "") {
   std::mt19937 rng(42);
   const auto& noise = noise_messages();
   auto hits = matching_messages();
@@ -62,6 +63,7 @@ std::string make_log(std::size_t lines) {
   for (std::size_t i = 0; i < lines; ++i) {
     std::snprintf(stamp, sizeof stamp, "[%5zu.%06u] ", 100 + i / 4,
                   static_cast<unsigned>(rng() % 1000000));
+    text += lead;
     text += stamp;
     text += rng() % 50 == 0 ? hits[rng() % hits.size()] : noise[rng() % noise.size()];
     text += '\n';
@@ -166,14 +168,14 @@ void BM_RuleSetCompile(benchmark::State& state) {
 }
 BENCHMARK(BM_RuleSetCompile)->Unit(benchmark::kMillisecond);
 
-// The whole matcher over a page-cached dmesg log: reader, format, rules, boot tracking.
-void BM_Matcher(benchmark::State& state) {
+// The whole matcher over a page-cached log: reader, format, rules, boot tracking.
+void BM_Matcher(benchmark::State& state, LogFormat format, const char* lead) {
   const RuleSet& rules = default_rule_set();
-  const std::string text = make_log(200000);
+  const std::string text = make_log(200000, lead);
   TempFile file(text);
   for (auto _ : state) {
     ReverseLineReader reader(file.fd(), static_cast<off_t>(text.size()), "bench");
-    auto matcher = match_lines(reader, LogFormat::kDmesg, rules);
+    auto matcher = match_lines(reader, format, rules);
     std::size_t matches = 0;
     while (matcher.send(Want::all()) != nullptr) ++matches;
     benchmark::DoNotOptimize(matches);
@@ -181,7 +183,9 @@ void BM_Matcher(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * text.size()));
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * 200000));
 }
-BENCHMARK(BM_Matcher)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Matcher, dmesg, LogFormat::kDmesg, "")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Matcher, syslog, LogFormat::kSyslog, "Nov 22 02:43:01 node17 kernel: ")
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace diskfault

@@ -1,10 +1,12 @@
-// libFuzzer target: any bytes as a log, in every format, through the whole pipeline to JSON.
+// libFuzzer target: any bytes as a log, in every format, through the whole pipeline to JSON;
+// and the matcher's fast lane held to its full path on the formats that have one.
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 
+#include "../tests/match_rows.hpp"
 #include "diagnose.hpp"
 #include "report_printers.hpp"
 
@@ -27,6 +29,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto json = diskfault::format_json(report, "fuzz");
     auto table = diskfault::format_table(report);
     if (json.empty() || table.empty()) std::abort();
+  }
+  // The lane takes only lines that lie whole in a block: blocks of a few lines, and of the
+  // whole input (at most 4096 bytes).
+  for (auto format : {diskfault::LogFormat::kDmesg, diskfault::LogFormat::kSyslog}) {
+    for (std::size_t block : {61, 4096}) {
+      auto rows = [&](bool fast_lane) {
+        return diskfault::test::match_rows(
+            path, format, block, rules, diskfault::MatchOptions{fast_lane}, diskfault::Want::all());
+      };
+      if (rows(true) != rows(false)) std::abort();
+    }
   }
   return 0;
 }

@@ -2,9 +2,11 @@
 // separators.
 #include "matcher.hpp"
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cstring>
+#include <optional>
 
 #include "boot_boundary.hpp"
 
@@ -164,11 +166,199 @@ class QuietLine {
   return reader.skip_while(QuietLine(later_plain, rules));
 }
 
+// Whether any of the `n` bytes at `p` (at least eight) is a space.
+bool has_space(const char* p, std::size_t n) {
+  auto spaced = [](std::uint64_t word) {
+    word ^= 0x2020202020202020;  // a space becomes a zero byte
+    return ((word - 0x0101010101010101) & ~word & 0x8080808080808080) != 0;
+  };
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    if (spaced(first_lowest(p + i))) return true;
+  }
+  return i != n && spaced(first_lowest(p + n - 8));
+}
+
+// What a syslog line holds before the kernel's stamp: a time ("Nov 22 02:43:01" or ISO 8601),
+// then "host kernel: [". The fast lane takes a line only if the time has the later line's shape
+// and the bytes from the host to the '[' are the later line's very bytes: parse_line() then
+// splits it just as it split that line, and the stamp and the message sit at the same places.
+class SyslogLead {
+ public:
+  // Host to '[' in a line the lane can take; a longer lead (a long host name) is read in full.
+  static constexpr std::size_t kMaxBytes = 64;
+  // An ISO time longer than this ("2026-11-22T02:43:01.123456+00:00" is 32) is read in full.
+  static constexpr std::size_t kMaxIsoTime = 40;
+
+  // The lead of a kernel line that parse_line(kSyslog) split at "kernel: ", or nullopt where
+  // the line does not have a shape the lane can check.
+  static std::optional<SyslogLead> of(std::string_view line) {
+    if (line.size() < 16) return std::nullopt;
+    SyslogLead lead;
+    if (classic_time(line.data())) {
+      lead.host_ = 16;
+    } else {
+      // Past the 'T' at [10]; a shorter token (a space inside the date) is read in full.
+      const std::size_t space = line.find(' ');
+      if (space == std::string_view::npos || space <= 10 || space > kMaxIsoTime) {
+        return std::nullopt;
+      }
+      lead.iso_ = true;
+      lead.host_ = space + 1;
+    }
+    if (!lead.time_fits(line.data())) return std::nullopt;
+    const std::size_t host_end = line.find(' ', lead.host_);
+    if (host_end == std::string_view::npos || line.substr(host_end + 1, 9) != "kernel: [") {
+      return std::nullopt;
+    }
+    lead.bracket_ = host_end + 9;
+    const std::size_t bytes = lead.bracket_ - lead.host_ + 1;
+    if (bytes > kMaxBytes) return std::nullopt;
+    // Eight bytes at a time, the last eight overlapping the one before where `bytes` is not a
+    // multiple of eight (it is at least ten: "kernel: [" and the space before it).
+    lead.words_ = (bytes + 7) / 8;
+    for (std::size_t i = 0; i < lead.words_; ++i)
+      lead.word_[i] = first_lowest(line.data() + lead.word_at(i));
+    return lead;
+  }
+
+  // Where the host starts, and where the stamp does (just past the '[').
+  std::size_t host() const { return host_; }
+  std::size_t stamp_at() const { return bracket_ + 1; }
+
+  // Whether `text`, a line longer than host(), starts with a time that parse_line() reads as
+  // it read this lead's, ending where this lead's does.
+  [[gnu::always_inline]] bool time_fits(const char* text) const {
+    if (iso_) return iso_time_start(text) && text[host_ - 1] == ' ' && !has_space(text, host_ - 1);
+    return text[0] != '-' && text[0] != '<' && classic_time(text);
+  }
+
+  // Whether `text`, a line longer than stamp_at(), has this lead.
+  [[gnu::always_inline]] bool fits(const char* text) const {
+    if (!time_fits(text)) return false;
+    for (std::size_t i = 0; i < words_; ++i) {
+      if (first_lowest(text + word_at(i)) != word_[i]) return false;
+    }
+    return true;
+  }
+
+ private:
+  // The shapes parse_line() tells the two times by. It tries an ISO time only where the classic
+  // shape fails; a time without a space before its end (as time_fits() requires) has no space
+  // at [3], where the classic shape needs one.
+  [[gnu::always_inline]] static bool classic_time(const char* t) {
+    return t[3] == ' ' && t[6] == ' ' && t[9] == ':' && t[12] == ':' && t[15] == ' ';
+  }
+  [[gnu::always_inline]] static bool iso_time_start(const char* t) {
+    return is_digit(t[0]) && t[4] == '-' && t[10] == 'T';
+  }
+  [[gnu::always_inline]] std::size_t word_at(std::size_t i) const {
+    return host_ + std::min(8 * i, bracket_ - host_ + 1 - 8);
+  }
+
+  bool iso_ = false;
+  std::size_t host_ = 0;
+  std::size_t bracket_ = 0;
+  std::size_t words_ = 0;
+  std::array<std::uint64_t, kMaxBytes / 8> word_{};
+};
+
+// What a run of quiet lines changes, seen from its kernel lines (each with a plain stamp): on a
+// syslog log other programs' lines come between them, and change only content_since.
+struct QuietRun {
+  std::uint64_t lines = 0;            // every line of the run
+  std::uint64_t stamped = 0;          // its kernel lines
+  std::string_view newest_stamped;    // the newest of them, whole (its stamp is the latest)
+  std::string_view oldest_stamped;    // the oldest
+  std::uint64_t oldest_from_end = 0;  // that line's number from the end
+};
+
+// QuietLine for syslog lines: a kernel line whose lead fits the later kernel line's, or a line of
+// a program none of whose rules can match it.
+class QuietSyslogLine {
+ public:
+  QuietSyslogLine(std::string_view later_plain, const SyslogLead& lead, const RuleSet& rules,
+                  QuietRun* run)
+      : width_(later_plain.size()),
+        close_(lead.stamp_at() + width_),
+        stamp_(later_plain.data(), width_),
+        lead_(lead),
+        rules_(&rules),
+        run_(run) {}
+
+  [[gnu::always_inline]] bool operator()(const Line& line) {
+    const char* text = line.text.data();
+    const std::size_t size = line.text.size();
+    if (size <= close_ || text[close_] != ']' || !lead_.fits(text)) {
+      return quiet_program_line(text, size);
+    }
+    std::string_view message(text + close_ + 1, size - close_ - 1);
+    if (!message.empty() && message.front() == ' ') message.remove_prefix(1);
+    if (rules_->kernel_may_match(message)) return false;
+    if (!stamp_.step_back_to(text + lead_.stamp_at(), width_)) return false;
+    if (run_->stamped++ == 0) run_->newest_stamped = line.text;
+    run_->oldest_stamped = line.text;
+    run_->oldest_from_end = line.from_end;
+    return true;
+  }
+
+ private:
+  // Whether parse_line() reads `text` as a line of another program than the kernel, "time host
+  // prog[pid]: message", and none of that program's rules can match it. The time and the tag
+  // are held to the parser's reading; the host may be any.
+  [[gnu::always_inline]] bool quiet_program_line(const char* text, std::size_t size) const {
+    const std::size_t host = lead_.host();
+    if (size <= host || !lead_.time_fits(text)) return false;
+    const char* end = text + size;
+    const auto* host_end = static_cast<const char*>(std::memchr(text + host, ' ', size - host));
+    if (host_end == nullptr) return false;
+    const char* tag = host_end + 1;
+    // The tag ends at the first ": ", which must hold the first space after the host.
+    const auto* space = static_cast<const char*>(std::memchr(tag, ' ', end - tag));
+    if (space == nullptr || space - tag < 2 || space[-1] != ':') return false;
+    const char* program_end = tag;  // the tag is "prog" or "prog[pid]"
+    while (program_end != space - 1 && *program_end != '[') ++program_end;
+    const std::string_view program(tag, static_cast<std::size_t>(program_end - tag));
+    // A program named "" is asked of the kernel's rules, by program_may_match() as by match().
+    if (program == "kernel") return false;
+    return !rules_->program_may_match(program,
+                                      {space + 1, static_cast<std::size_t>(end - space - 1)});
+  }
+
+  std::size_t width_;
+  std::size_t close_;  // where the stamp's ']' is
+  LaneStamp stamp_;
+  SyslogLead lead_;
+  const RuleSet* rules_;
+  QuietRun* run_;
+};
+
+// The dmesg lane's run, told as a QuietRun: every line of it is a stamped kernel line.
+QuietRun quiet_dmesg_run(ReverseLineReader& reader, std::string_view later_plain,
+                         const RuleSet& rules) {
+  const ReverseLineReader::Run run = pass_quiet_lines(reader, later_plain, rules);
+  return QuietRun{run.lines, run.lines, run.newest, run.oldest, reader.line_count()};
+}
+
+// pass_quiet_lines() for syslog lines.
+[[gnu::noinline]] QuietRun pass_quiet_syslog_lines(ReverseLineReader& reader,
+                                                   std::string_view later_plain,
+                                                   const SyslogLead& lead, const RuleSet& rules) {
+  QuietRun quiet;
+  quiet.lines = reader.skip_while(QuietSyslogLine(later_plain, lead, rules, &quiet)).lines;
+  return quiet;
+}
+
+// What lies between line[from] and the first ']' after it, or "" when no ']' follows.
+std::string_view bracket_field(std::string_view line, std::size_t from) {
+  const std::size_t close = line.find(']', from);
+  return close == std::string_view::npos ? std::string_view{} : line.substr(from, close - from);
+}
+
 // The "[...]" field that starts a dmesg line, or "" when the line has none.
 std::string_view dmesg_stamp_field(std::string_view line) {
   if (line.empty() || line.front() != '[') return {};
-  std::size_t close = line.find(']');
-  return close == std::string_view::npos ? std::string_view{} : line.substr(1, close - 1);
+  return bracket_field(line, 1);
 }
 
 // The stamp of the nearest later line that has one. The fast lane keeps only its text; the
@@ -236,7 +426,10 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
   bool content_since = false;            // any line at all: the file's start then ends a boot
 
   LaterStamp later;  // the stamp of the nearest later line that has one
-  const bool fast_lane = options.fast_lane && format == LogFormat::kDmesg;
+  // The fast lane reads dmesg lines, and syslog lines whose lead fits the later line's.
+  const bool dmesg_lane = options.fast_lane && format == LogFormat::kDmesg;
+  const bool syslog_lane = options.fast_lane && format == LogFormat::kSyslog;
+  SyslogLead lead;  // the later line's, while `later` holds a plain stamp on the syslog lane
   std::string boot_first_line;  // the text of that line, while it lies in a boot's prelude
   std::uint64_t boot_first_from_end = 0;
   std::string kmsg_device;  // DEVICE=+scsi:... of the record whose continuation lines we passed
@@ -263,27 +456,29 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
   };
 
   for (;;) {
-    if (fast_lane && !held && !later.plain().empty()) {
+    if ((dmesg_lane || syslog_lane) && !held && !later.plain().empty()) {
       // Most lines are noise stamped no later than the line that follows them: no rule can
       // match them and the clock does not restart there. A run of such lines changes only the
       // counters below, exactly as the full path would change them line by line, so the reader
-      // hands them over in one call; only the run's newest and oldest lines are looked at again.
+      // hands them over in one call; only the run's newest and oldest kernel lines are looked at
+      // again.
       const std::size_t width = later.plain().size();
-      const ReverseLineReader::Run run = pass_quiet_lines(reader, later.plain(), rules);
-      const std::uint64_t skipped = run.lines;
-      if (skipped != 0) {
+      const std::size_t at = syslog_lane ? lead.stamp_at() : 1;  // where a line's stamp starts
+      const QuietRun run = syslog_lane ? pass_quiet_syslog_lines(reader, later.plain(), lead, rules)
+                                       : quiet_dmesg_run(reader, later.plain(), rules);
+      if (run.stamped != 0) {
         // Going back, stamps only fall within the run: its newest line holds the largest.
-        if (plain_stamp_late(run.newest.substr(1, width))) late_clock_since = true;
-        later.set_plain(run.oldest.substr(1, width));
-        boot_first_from_end = reader.line_count();  // the oldest line passed
-        if (plain_stamp_late(run.oldest.substr(1, width))) {
+        if (plain_stamp_late(run.newest_stamped.substr(at, width))) late_clock_since = true;
+        later.set_plain(run.oldest_stamped.substr(at, width));
+        boot_first_from_end = run.oldest_from_end;
+        if (plain_stamp_late(run.oldest_stamped.substr(at, width))) {
           boot_first_line.clear();
         } else {
-          boot_first_line.assign(run.oldest);
+          boot_first_line.assign(run.oldest_stamped);
         }
-        content_since = true;
-        kernel_lines_since += skipped;
+        kernel_lines_since += run.stamped;
       }
+      if (run.lines != 0) content_since = true;
     }
     auto line = reader.next();
     if (!line) break;
@@ -326,7 +521,15 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
         make_boundary(nullptr, boot_first_from_end, boot_first_line);
         want = co_yield boundary;
       }
-      std::string_view field = fast_lane ? dmesg_stamp_field(line->text) : std::string_view{};
+      std::string_view field;
+      if (dmesg_lane) {
+        field = dmesg_stamp_field(line->text);
+      } else if (syslog_lane && record.kernel) {
+        if (auto found = SyslogLead::of(line->text)) {
+          lead = *found;
+          field = bracket_field(line->text, lead.stamp_at());
+        }
+      }
       later.set(record.monotonic, plain_stamp(field) ? field : std::string_view{});
       boot_first_from_end = line->from_end;
       if (record.monotonic <= kBootPrelude) {

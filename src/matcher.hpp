@@ -46,9 +46,11 @@ struct Match {
 // and must outlive the coroutine: the caller reads the reader's line count afterwards, and the
 // rules are compiled once and shared by every source.
 struct MatchOptions {
-  // On a dmesg log, turn a line away from its stamp and first bytes alone when it can neither
-  // match a rule nor restart the clock (most of a log); off, every line takes the full path.
-  // Both ways yield the same matches: tests hold the one to the other.
+  // On a dmesg or syslog log, turn a line away from its stamp and first bytes alone when it can
+  // neither match a rule nor restart the clock (most of a log), and on a syslog log a line of
+  // another program from its tag and message when none of that program's rules can match it;
+  // off, every line takes the full path. Both ways yield the same matches: tests and the fuzzer
+  // hold the one to the other.
   bool fast_lane = true;
 };
 SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat format,

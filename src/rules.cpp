@@ -397,6 +397,11 @@ RuleSet& RuleSet::operator=(RuleSet&& other) noexcept {
 
 const std::vector<Rule>& RuleSet::rules() const noexcept { return impl_->rules; }
 
+bool RuleSet::program_may_match(std::string_view program, std::string_view message) const {
+  const Impl::Audience* audience = impl_->audience(program, false);
+  return audience != nullptr && audience->prefilter->may_match(message);
+}
+
 std::optional<RuleMatch> RuleSet::match(const Record& record) const {
   return match(record.message, record.program, record.kernel);
 }

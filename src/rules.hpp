@@ -130,10 +130,13 @@ class RuleSet {
 
   // False when no kernel rule can match `message` (the prefilter's answer, without RE2): the
   // matcher's fast lane asks this before it takes a line apart.
-  bool kernel_may_match(std::string_view message) const {
+  [[gnu::always_inline]] bool kernel_may_match(std::string_view message) const {
     return kernel_prefilter_ != nullptr && kernel_prefilter_->may_match(message);
   }
 
+  // False when no rule for `program`'s lines (a program other than the kernel) can match
+  // `message`: the fast lane asks this of a syslog line from another program.
+  bool program_may_match(std::string_view program, std::string_view message) const;
   const std::vector<Rule>& rules() const noexcept;
 
   // Every way the rules break their own samples: a sample that no rule matches, that another
