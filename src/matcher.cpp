@@ -179,40 +179,78 @@ bool has_space(const char* p, std::size_t n) {
   return i != n && spaced(first_lowest(p + n - 8));
 }
 
-// What a syslog line holds before the kernel's stamp: a time ("Nov 22 02:43:01" or ISO 8601),
-// then "host kernel: [". The fast lane takes a line only if the time has the later line's shape
-// and the bytes from the host to the '[' are the later line's very bytes: parse_line() then
-// splits it just as it split that line, and the stamp and the message sit at the same places.
+// The time a syslog line starts with, "Nov 22 02:43:01" or ISO 8601, as parse_line() reads it:
+// its shape, and where the host after it starts. A line whose time fits this one's is split by
+// the parser at the same place.
+class SyslogTime {
+ public:
+  // An ISO time longer than this ("2026-11-22T02:43:01.123456+00:00" is 32) is read in full.
+  static constexpr std::size_t kMaxIso = 40;
+
+  // The time of `line`, or nullopt where the line's start is not a time the lane can check.
+  static std::optional<SyslogTime> of(std::string_view line) {
+    if (line.size() < 16) return std::nullopt;
+    SyslogTime time;
+    if (classic(line.data())) {
+      time.host_ = 16;
+    } else {
+      // Past the 'T' at [10]; a shorter token (a space inside the date) is read in full.
+      const std::size_t space = line.find(' ');
+      if (space == std::string_view::npos || space <= 10 || space > kMaxIso) return std::nullopt;
+      time.iso_ = true;
+      time.host_ = space + 1;
+    }
+    if (!time.fits(line.data())) return std::nullopt;
+    return time;
+  }
+
+  // Where the host starts.
+  std::size_t host() const { return host_; }
+
+  // Whether `text`, a line longer than host(), starts with a time that parse_line() reads as it
+  // read this one, ending where this one does.
+  [[gnu::always_inline]] bool fits(const char* text) const {
+    if (iso_) return iso_start(text) && text[host_ - 1] == ' ' && !has_space(text, host_ - 1);
+    return text[0] != '-' && text[0] != '<' && classic(text);
+  }
+
+ private:
+  // The shapes parse_line() tells the two times by. It tries an ISO time only where the classic
+  // shape fails; a time without a space before its end (as fits() requires) has no space at
+  // [3], where the classic shape needs one.
+  [[gnu::always_inline]] static bool classic(const char* t) {
+    return t[3] == ' ' && t[6] == ' ' && t[9] == ':' && t[12] == ':' && t[15] == ' ';
+  }
+  [[gnu::always_inline]] static bool iso_start(const char* t) {
+    return is_digit(t[0]) && t[4] == '-' && t[10] == 'T';
+  }
+
+  bool iso_ = false;
+  std::size_t host_ = 16;
+};
+
+// What a syslog kernel line holds before its stamp: a time, then "host kernel: [". The fast lane
+// takes a stamped kernel line only if its time fits the later stamped line's and its bytes from
+// the host to the '[' are that line's very bytes: parse_line() then splits it just as it split
+// that line, and the stamp and the message sit at the same places.
 class SyslogLead {
  public:
   // Host to '[' in a line the lane can take; a longer lead (a long host name) is read in full.
   static constexpr std::size_t kMaxBytes = 64;
-  // An ISO time longer than this ("2026-11-22T02:43:01.123456+00:00" is 32) is read in full.
-  static constexpr std::size_t kMaxIsoTime = 40;
 
   // The lead of a kernel line that parse_line(kSyslog) split at "kernel: ", or nullopt where
   // the line does not have a shape the lane can check.
   static std::optional<SyslogLead> of(std::string_view line) {
-    if (line.size() < 16) return std::nullopt;
+    const auto time = SyslogTime::of(line);
+    if (!time) return std::nullopt;
     SyslogLead lead;
-    if (classic_time(line.data())) {
-      lead.host_ = 16;
-    } else {
-      // Past the 'T' at [10]; a shorter token (a space inside the date) is read in full.
-      const std::size_t space = line.find(' ');
-      if (space == std::string_view::npos || space <= 10 || space > kMaxIsoTime) {
-        return std::nullopt;
-      }
-      lead.iso_ = true;
-      lead.host_ = space + 1;
-    }
-    if (!lead.time_fits(line.data())) return std::nullopt;
-    const std::size_t host_end = line.find(' ', lead.host_);
+    lead.time_ = *time;
+    const std::size_t host_end = line.find(' ', time->host());
     if (host_end == std::string_view::npos || line.substr(host_end + 1, 9) != "kernel: [") {
       return std::nullopt;
     }
     lead.bracket_ = host_end + 9;
-    const std::size_t bytes = lead.bracket_ - lead.host_ + 1;
+    const std::size_t bytes = lead.bracket_ - time->host() + 1;
     if (bytes > kMaxBytes) return std::nullopt;
     // Eight bytes at a time, the last eight overlapping the one before where `bytes` is not a
     // multiple of eight (it is at least ten: "kernel: [" and the space before it).
@@ -222,20 +260,12 @@ class SyslogLead {
     return lead;
   }
 
-  // Where the host starts, and where the stamp does (just past the '[').
-  std::size_t host() const { return host_; }
+  // Where the stamp starts: just past the '['.
   std::size_t stamp_at() const { return bracket_ + 1; }
-
-  // Whether `text`, a line longer than host(), starts with a time that parse_line() reads as
-  // it read this lead's, ending where this lead's does.
-  [[gnu::always_inline]] bool time_fits(const char* text) const {
-    if (iso_) return iso_time_start(text) && text[host_ - 1] == ' ' && !has_space(text, host_ - 1);
-    return text[0] != '-' && text[0] != '<' && classic_time(text);
-  }
 
   // Whether `text`, a line longer than stamp_at(), has this lead.
   [[gnu::always_inline]] bool fits(const char* text) const {
-    if (!time_fits(text)) return false;
+    if (!time_.fits(text)) return false;
     for (std::size_t i = 0; i < words_; ++i) {
       if (first_lowest(text + word_at(i)) != word_[i]) return false;
     }
@@ -243,72 +273,94 @@ class SyslogLead {
   }
 
  private:
-  // The shapes parse_line() tells the two times by. It tries an ISO time only where the classic
-  // shape fails; a time without a space before its end (as time_fits() requires) has no space
-  // at [3], where the classic shape needs one.
-  [[gnu::always_inline]] static bool classic_time(const char* t) {
-    return t[3] == ' ' && t[6] == ' ' && t[9] == ':' && t[12] == ':' && t[15] == ' ';
-  }
-  [[gnu::always_inline]] static bool iso_time_start(const char* t) {
-    return is_digit(t[0]) && t[4] == '-' && t[10] == 'T';
-  }
   [[gnu::always_inline]] std::size_t word_at(std::size_t i) const {
-    return host_ + std::min(8 * i, bracket_ - host_ + 1 - 8);
+    return time_.host() + std::min(8 * i, bracket_ - time_.host() + 1 - 8);
   }
 
-  bool iso_ = false;
-  std::size_t host_ = 0;
+  SyslogTime time_;
   std::size_t bracket_ = 0;
   std::size_t words_ = 0;
   std::array<std::uint64_t, kMaxBytes / 8> word_{};
 };
 
-// What a run of quiet lines changes, seen from its kernel lines (each with a plain stamp): on a
-// syslog log other programs' lines come between them, and change only content_since.
+// What a run of quiet lines changes, seen from its kernel lines: on a syslog log other programs'
+// lines come between them, and change only content_since, and a kernel line without a stamp
+// changes only the count of kernel lines.
 struct QuietRun {
-  std::uint64_t lines = 0;            // every line of the run
-  std::uint64_t stamped = 0;          // its kernel lines
-  std::string_view newest_stamped;    // the newest of them, whole (its stamp is the latest)
-  std::string_view oldest_stamped;    // the oldest
-  std::uint64_t oldest_from_end = 0;  // that line's number from the end
+  std::uint64_t lines = 0;          // every line of the run
+  std::uint64_t kernel = 0;         // its kernel lines
+  std::uint64_t stamped = 0;        // those of them with a (plain) stamp
+  std::string_view newest_stamped;  // the newest of those, whole (its stamp is the latest)
+  std::string_view oldest_stamped;  // the oldest
+  std::uint64_t oldest_stamped_from_end = 0;  // that line's number from the end
 };
 
-// QuietLine for syslog lines: a kernel line whose lead fits the later kernel line's, or a line of
-// a program none of whose rules can match it.
-class QuietSyslogLine {
+// A stamped syslog kernel line the lane can take: it has the later stamped line's lead, and a
+// stamp of the same width no later than that line's.
+class SyslogStamps {
  public:
-  QuietSyslogLine(std::string_view later_plain, const SyslogLead& lead, const RuleSet& rules,
-                  QuietRun* run)
+  SyslogStamps(std::string_view later_plain, const SyslogLead& lead)
       : width_(later_plain.size()),
         close_(lead.stamp_at() + width_),
         stamp_(later_plain.data(), width_),
-        lead_(lead),
-        rules_(&rules),
-        run_(run) {}
+        lead_(lead) {}
+
+  // The message of `text` if it has the lead and a plain stamp's width, else nullopt.
+  [[gnu::always_inline]] std::optional<std::string_view> message(const char* text,
+                                                                 std::size_t size) const {
+    if (size <= close_ || text[close_] != ']' || !lead_.fits(text)) return std::nullopt;
+    std::string_view message(text + close_ + 1, size - close_ - 1);
+    if (!message.empty() && message.front() == ' ') message.remove_prefix(1);
+    return message;
+  }
+  // If the stamp of `text` (a line message() accepted) is plain and no later than the one
+  // before, moves on to it and returns true.
+  [[gnu::always_inline]] bool step_back(const char* text) {
+    return stamp_.step_back_to(text + lead_.stamp_at(), width_);
+  }
+
+ private:
+  std::size_t width_;
+  std::size_t close_;  // where the stamp's ']' is
+  LaneStamp stamp_;
+  SyslogLead lead_;
+};
+
+// QuietLine for syslog lines: a kernel line no kernel rule can match, either stamped (when the
+// lane knows the later stamp: `kStamps`) with the later stamped line's lead, or without a stamp;
+// or a line of another program none of whose rules can match it.
+template <bool kStamps>
+class QuietSyslogLine {
+ public:
+  QuietSyslogLine(const SyslogTime& time, std::optional<SyslogStamps> stamps, const RuleSet& rules,
+                  QuietRun* run)
+      : time_(time), rules_(&rules), run_(run) {
+    if constexpr (kStamps) stamps_.emplace(*stamps);
+  }
 
   [[gnu::always_inline]] bool operator()(const Line& line) {
     const char* text = line.text.data();
     const std::size_t size = line.text.size();
-    if (size <= close_ || text[close_] != ']' || !lead_.fits(text)) {
-      return quiet_program_line(text, size);
+    if constexpr (kStamps) {
+      if (const auto message = stamps_->message(text, size)) {
+        if (rules_->kernel_may_match(*message) || !stamps_->step_back(text)) return false;
+        ++run_->kernel;
+        if (run_->stamped++ == 0) run_->newest_stamped = line.text;
+        run_->oldest_stamped = line.text;
+        run_->oldest_stamped_from_end = line.from_end;
+        return true;
+      }
     }
-    std::string_view message(text + close_ + 1, size - close_ - 1);
-    if (!message.empty() && message.front() == ' ') message.remove_prefix(1);
-    if (rules_->kernel_may_match(message)) return false;
-    if (!stamp_.step_back_to(text + lead_.stamp_at(), width_)) return false;
-    if (run_->stamped++ == 0) run_->newest_stamped = line.text;
-    run_->oldest_stamped = line.text;
-    run_->oldest_from_end = line.from_end;
-    return true;
+    return quiet_tagged_line(text, size);
   }
 
  private:
-  // Whether parse_line() reads `text` as a line of another program than the kernel, "time host
-  // prog[pid]: message", and none of that program's rules can match it. The time and the tag
-  // are held to the parser's reading; the host may be any.
-  [[gnu::always_inline]] bool quiet_program_line(const char* text, std::size_t size) const {
-    const std::size_t host = lead_.host();
-    if (size <= host || !lead_.time_fits(text)) return false;
+  // Whether parse_line() reads `text` as "time host tag: message" with no stamp to read, and no
+  // rule for the tag's program can match the message. The time and the tag are held to the
+  // parser's reading; the host may be any.
+  [[gnu::always_inline]] bool quiet_tagged_line(const char* text, std::size_t size) const {
+    const std::size_t host = time_.host();
+    if (size <= host || !time_.fits(text)) return false;
     const char* end = text + size;
     const auto* host_end = static_cast<const char*>(std::memchr(text + host, ' ', size - host));
     if (host_end == nullptr) return false;
@@ -319,16 +371,24 @@ class QuietSyslogLine {
     const char* program_end = tag;  // the tag is "prog" or "prog[pid]"
     while (program_end != space - 1 && *program_end != '[') ++program_end;
     const std::string_view program(tag, static_cast<std::size_t>(program_end - tag));
-    // A program named "" is asked of the kernel's rules, by program_may_match() as by match().
-    if (program == "kernel") return false;
-    return !rules_->program_may_match(program,
-                                      {space + 1, static_cast<std::size_t>(end - space - 1)});
+    const std::string_view message(space + 1, static_cast<std::size_t>(end - space - 1));
+    // (Compared by hand: string_view's operator== stayed a call in the reader's loop.)
+    if (program.size() != 6 || std::memcmp(program.data(), "kernel", 6) != 0) {
+      // A program named "" is asked of the kernel's rules, by program_may_match() as by match().
+      return !rules_->program_may_match(program, message);
+    }
+    // The parser reads a kernel message's leading "[...]" as its stamp if it holds a number,
+    // which starts with a digit after any spaces ("[UFW BLOCK] ..." holds none).
+    if (message.size() > 1 && message[0] == '[' && (message[1] == ' ' || is_digit(message[1]))) {
+      return false;
+    }
+    if (rules_->kernel_may_match(message)) return false;
+    ++run_->kernel;
+    return true;
   }
 
-  std::size_t width_;
-  std::size_t close_;  // where the stamp's ']' is
-  LaneStamp stamp_;
-  SyslogLead lead_;
+  SyslogTime time_;
+  std::optional<SyslogStamps> stamps_;
   const RuleSet* rules_;
   QuietRun* run_;
 };
@@ -337,15 +397,17 @@ class QuietSyslogLine {
 QuietRun quiet_dmesg_run(ReverseLineReader& reader, std::string_view later_plain,
                          const RuleSet& rules) {
   const ReverseLineReader::Run run = pass_quiet_lines(reader, later_plain, rules);
-  return QuietRun{run.lines, run.lines, run.newest, run.oldest, reader.line_count()};
+  return QuietRun{run.lines, run.lines, run.lines, run.newest, run.oldest, reader.line_count()};
 }
 
-// pass_quiet_lines() for syslog lines.
+// pass_quiet_lines() for syslog lines; `stamps` when the lane knows the later stamp.
 [[gnu::noinline]] QuietRun pass_quiet_syslog_lines(ReverseLineReader& reader,
-                                                   std::string_view later_plain,
-                                                   const SyslogLead& lead, const RuleSet& rules) {
+                                                   const SyslogTime& time,
+                                                   std::optional<SyslogStamps> stamps,
+                                                   const RuleSet& rules) {
   QuietRun quiet;
-  quiet.lines = reader.skip_while(QuietSyslogLine(later_plain, lead, rules, &quiet)).lines;
+  quiet.lines = stamps ? reader.skip_while(QuietSyslogLine<true>(time, stamps, rules, &quiet)).lines
+                       : reader.skip_while(QuietSyslogLine<false>(time, {}, rules, &quiet)).lines;
   return quiet;
 }
 
@@ -426,9 +488,10 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
   bool content_since = false;            // any line at all: the file's start then ends a boot
 
   LaterStamp later;  // the stamp of the nearest later line that has one
-  // The fast lane reads dmesg lines, and syslog lines whose lead fits the later line's.
+  // The fast lane reads dmesg lines, and syslog lines whose time fits the last one read in full.
   const bool dmesg_lane = options.fast_lane && format == LogFormat::kDmesg;
   const bool syslog_lane = options.fast_lane && format == LogFormat::kSyslog;
+  std::optional<SyslogTime> syslog_time;  // the time of the last syslog line read in full
   SyslogLead lead;  // the later line's, while `later` holds a plain stamp on the syslog lane
   std::string boot_first_line;  // the text of that line, while it lies in a boot's prelude
   std::uint64_t boot_first_from_end = 0;
@@ -456,34 +519,46 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
   };
 
   for (;;) {
-    if ((dmesg_lane || syslog_lane) && !held && !later.plain().empty()) {
-      // Most lines are noise stamped no later than the line that follows them: no rule can
-      // match them and the clock does not restart there. A run of such lines changes only the
-      // counters below, exactly as the full path would change them line by line, so the reader
-      // hands them over in one call; only the run's newest and oldest kernel lines are looked at
-      // again.
+    if (!held && (dmesg_lane ? !later.plain().empty() : syslog_lane && syslog_time)) {
+      // Most lines are noise stamped no later than the line that follows them, or not stamped
+      // at all: no rule can match them and the clock does not restart there. A run of such lines
+      // changes only the counters below, exactly as the full path would change them line by
+      // line, so the reader hands them over in one call; only the run's newest and oldest
+      // stamped lines are looked at again.
       const std::size_t width = later.plain().size();
-      const std::size_t at = syslog_lane ? lead.stamp_at() : 1;  // where a line's stamp starts
-      const QuietRun run = syslog_lane ? pass_quiet_syslog_lines(reader, later.plain(), lead, rules)
-                                       : quiet_dmesg_run(reader, later.plain(), rules);
+      std::size_t at = 1;  // where a stamped line's stamp starts
+      QuietRun run;
+      if (dmesg_lane) {
+        run = quiet_dmesg_run(reader, later.plain(), rules);
+      } else {
+        std::optional<SyslogStamps> stamps;
+        if (width != 0) {
+          stamps.emplace(later.plain(), lead);
+          at = lead.stamp_at();
+        }
+        run = pass_quiet_syslog_lines(reader, *syslog_time, stamps, rules);
+      }
       if (run.stamped != 0) {
         // Going back, stamps only fall within the run: its newest line holds the largest.
         if (plain_stamp_late(run.newest_stamped.substr(at, width))) late_clock_since = true;
         later.set_plain(run.oldest_stamped.substr(at, width));
-        boot_first_from_end = run.oldest_from_end;
+        boot_first_from_end = run.oldest_stamped_from_end;
         if (plain_stamp_late(run.oldest_stamped.substr(at, width))) {
           boot_first_line.clear();
         } else {
           boot_first_line.assign(run.oldest_stamped);
         }
-        kernel_lines_since += run.stamped;
       }
+      kernel_lines_since += run.kernel;
       if (run.lines != 0) content_since = true;
     }
     auto line = reader.next();
     if (!line) break;
 
     Record record = parse_line(format, line->text);
+    if (syslog_lane) {
+      if (auto time = SyslogTime::of(line->text)) syslog_time = *time;
+    }
     if (held) {
       held = false;
       if (record.kind == RecordKind::kBootSeparator) {

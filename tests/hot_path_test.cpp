@@ -158,7 +158,8 @@ std::string tricky_dmesg(std::mt19937& rng, std::size_t lines) {
 // tricky_dmesg(), between lines of other programs, some of which rules take (smartd); whose time
 // changes shape, host changes name and length, and whose lines lose the parts the fast lane
 // relies on: a priority, journal markers, a tag without ": ", a program with an empty name.
-std::string tricky_syslog(std::mt19937& rng, std::size_t lines) {
+// With `stamped` false the kernel's lines mostly lack their stamp, as `journalctl -k` writes them.
+std::string tricky_syslog(std::mt19937& rng, std::size_t lines, bool stamped = true) {
   static const std::vector<std::string> hosts{"store-04", "db1.example.com", "",
                                               std::string(60, 'h')};
   static const std::vector<std::string> times{
@@ -205,7 +206,7 @@ std::string tricky_syslog(std::mt19937& rng, std::size_t lines) {
     log += times[time] + " " + hosts[host] + " " + tag;
     // A kernel's message, or one that looks like it after a tag that is not quite "kernel: ".
     if (tag.starts_with("kernel") || tag.starts_with("Kernel") || tag.starts_with("[")) {
-      log += tricky_stamp(rng, micros, false);
+      if (stamped || rng() % 20 == 0) log += tricky_stamp(rng, micros, false);
       log += messages[rng() % messages.size()];
     } else {
       log += others[rng() % others.size()];
@@ -312,6 +313,14 @@ TEST_CASE("the matcher's fast lane yields exactly what the full path yields") {
     std::mt19937 rng(12);
     for (int round = 0; round < 200; ++round) {
       check_lanes_agree(dir.write("tricky.log", tricky_syslog(rng, 1 + rng() % 400)),
+                        LogFormat::kSyslog);
+    }
+  }
+  SUBCASE("random syslog logs whose kernel lines mostly have no stamp (journalctl -k)") {
+    test::TempDir dir;
+    std::mt19937 rng(13);
+    for (int round = 0; round < 200; ++round) {
+      check_lanes_agree(dir.write("tricky.log", tricky_syslog(rng, 1 + rng() % 400, false)),
                         LogFormat::kSyslog);
     }
   }
