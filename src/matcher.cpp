@@ -255,8 +255,10 @@ class SyslogLead {
     // Eight bytes at a time, the last eight overlapping the one before where `bytes` is not a
     // multiple of eight (it is at least ten: "kernel: [" and the space before it).
     lead.words_ = (bytes + 7) / 8;
-    for (std::size_t i = 0; i < lead.words_; ++i)
-      lead.word_[i] = first_lowest(line.data() + lead.word_at(i));
+    for (std::size_t i = 0; i < lead.words_; ++i) {
+      lead.at_[i] = time->host() + std::min(8 * i, bytes - 8);
+      lead.word_[i] = first_lowest(line.data() + lead.at_[i]);
+    }
     return lead;
   }
 
@@ -267,20 +269,17 @@ class SyslogLead {
   [[gnu::always_inline]] bool fits(const char* text) const {
     if (!time_.fits(text)) return false;
     for (std::size_t i = 0; i < words_; ++i) {
-      if (first_lowest(text + word_at(i)) != word_[i]) return false;
+      if (first_lowest(text + at_[i]) != word_[i]) return false;
     }
     return true;
   }
 
  private:
-  [[gnu::always_inline]] std::size_t word_at(std::size_t i) const {
-    return time_.host() + std::min(8 * i, bracket_ - time_.host() + 1 - 8);
-  }
-
   SyslogTime time_;
   std::size_t bracket_ = 0;
   std::size_t words_ = 0;
-  std::array<std::uint64_t, kMaxBytes / 8> word_{};
+  std::array<std::uint64_t, kMaxBytes / 8> word_{};  // the lead's bytes, eight at a time
+  std::array<std::size_t, kMaxBytes / 8> at_{};      // where each word starts in the line
 };
 
 // What a run of quiet lines changes, seen from its kernel lines: on a syslog log other programs'

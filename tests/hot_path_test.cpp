@@ -278,6 +278,12 @@ TEST_CASE("the matcher's fast lane yields exactly what the full path yields") {
         {classic, "Nov 22 02:43:01xh kernel: "},      {classic, "Nov 22 02:43:01 h kerneL: "},
         {classic, "Nov 22 02:43:01 h  kernel: "},
     };
+    // And the lead's last byte, the '[' itself.
+    check_lanes_agree(
+        dir.write("shape.log", classic + " h kernel: [   80.000000] usb 1-1: x\n" + classic +
+                                   " h kernel: (   50.000000] usb 1-1: x\n" + classic +
+                                   " h kernel: [  100.000000] usb 1-1: x\n"),
+        LogFormat::kSyslog);
     for (const auto& [time, middle] : cases) {
       CAPTURE(middle);
       check_lanes_agree(dir.write("shape.log", time + " h kernel: [   80.000000] usb 1-1: x\n" +
