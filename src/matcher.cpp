@@ -238,25 +238,24 @@ class SyslogLead {
   // Host to '[' in a line the lane can take; a longer lead (a long host name) is read in full.
   static constexpr std::size_t kMaxBytes = 64;
 
-  // The lead of a kernel line that parse_line(kSyslog) split at "kernel: ", or nullopt where
-  // the line does not have a shape the lane can check.
-  static std::optional<SyslogLead> of(std::string_view line) {
-    const auto time = SyslogTime::of(line);
-    if (!time) return std::nullopt;
+  // The lead of a kernel line that parse_line(kSyslog) split at "kernel: ", whose time is
+  // `time` (SyslogTime::of(line)), or nullopt where the line does not have a shape the lane can
+  // check.
+  static std::optional<SyslogLead> of(std::string_view line, const SyslogTime& time) {
     SyslogLead lead;
-    lead.time_ = *time;
-    const std::size_t host_end = line.find(' ', time->host());
+    lead.time_ = time;
+    const std::size_t host_end = line.find(' ', time.host());
     if (host_end == std::string_view::npos || line.substr(host_end + 1, 9) != "kernel: [") {
       return std::nullopt;
     }
     lead.bracket_ = host_end + 9;
-    const std::size_t bytes = lead.bracket_ - time->host() + 1;
+    const std::size_t bytes = lead.bracket_ - time.host() + 1;
     if (bytes > kMaxBytes) return std::nullopt;
     // Eight bytes at a time, the last eight overlapping the one before where `bytes` is not a
     // multiple of eight (it is at least ten: "kernel: [" and the space before it).
     lead.words_ = (bytes + 7) / 8;
     for (std::size_t i = 0; i < lead.words_; ++i) {
-      lead.at_[i] = time->host() + std::min(8 * i, bytes - 8);
+      lead.at_[i] = time.host() + std::min(8 * i, bytes - 8);
       lead.word_[i] = first_lowest(line.data() + lead.at_[i]);
     }
     return lead;
@@ -287,8 +286,8 @@ class SyslogLead {
 // changes only the count of kernel lines.
 struct QuietRun {
   std::uint64_t lines = 0;          // every line of the run
-  std::uint64_t kernel = 0;         // its kernel lines
-  std::uint64_t stamped = 0;        // those of them with a (plain) stamp
+  std::uint64_t stamped = 0;        // its kernel lines with a (plain) stamp
+  std::uint64_t unstamped = 0;      // its kernel lines without a stamp
   std::string_view newest_stamped;  // the newest of those, whole (its stamp is the latest)
   std::string_view oldest_stamped;  // the oldest
   std::uint64_t oldest_stamped_from_end = 0;  // that line's number from the end
@@ -326,24 +325,20 @@ class SyslogStamps {
 };
 
 // QuietLine for syslog lines: a kernel line no kernel rule can match, either stamped (when the
-// lane knows the later stamp: `kStamps`) with the later stamped line's lead, or without a stamp;
+// lane knows the later stamp: `stamps`) with the later stamped line's lead, or without a stamp;
 // or a line of another program none of whose rules can match it.
-template <bool kStamps>
 class QuietSyslogLine {
  public:
-  QuietSyslogLine(const SyslogTime& time, std::optional<SyslogStamps> stamps, const RuleSet& rules,
-                  QuietRun* run)
-      : time_(time), rules_(&rules), run_(run) {
-    if constexpr (kStamps) stamps_.emplace(*stamps);
-  }
+  QuietSyslogLine(const SyslogTime& time, const std::optional<SyslogStamps>& stamps,
+                  const RuleSet& rules, QuietRun* run)
+      : time_(time), stamps_(stamps), rules_(&rules), run_(run) {}
 
   [[gnu::always_inline]] bool operator()(const Line& line) {
     const char* text = line.text.data();
     const std::size_t size = line.text.size();
-    if constexpr (kStamps) {
+    if (stamps_) {
       if (const auto message = stamps_->message(text, size)) {
         if (rules_->kernel_may_match(*message) || !stamps_->step_back(text)) return false;
-        ++run_->kernel;
         if (run_->stamped++ == 0) run_->newest_stamped = line.text;
         run_->oldest_stamped = line.text;
         run_->oldest_stamped_from_end = line.from_end;
@@ -382,7 +377,7 @@ class QuietSyslogLine {
       return false;
     }
     if (rules_->kernel_may_match(message)) return false;
-    ++run_->kernel;
+    ++run_->unstamped;
     return true;
   }
 
@@ -396,7 +391,7 @@ class QuietSyslogLine {
 QuietRun quiet_dmesg_run(ReverseLineReader& reader, std::string_view later_plain,
                          const RuleSet& rules) {
   const ReverseLineReader::Run run = pass_quiet_lines(reader, later_plain, rules);
-  return QuietRun{run.lines, run.lines, run.lines, run.newest, run.oldest, reader.line_count()};
+  return QuietRun{run.lines, run.lines, 0, run.newest, run.oldest, reader.line_count()};
 }
 
 // pass_quiet_lines() for syslog lines; `stamps` when the lane knows the later stamp.
@@ -405,8 +400,7 @@ QuietRun quiet_dmesg_run(ReverseLineReader& reader, std::string_view later_plain
                                                    std::optional<SyslogStamps> stamps,
                                                    const RuleSet& rules) {
   QuietRun quiet;
-  quiet.lines = stamps ? reader.skip_while(QuietSyslogLine<true>(time, stamps, rules, &quiet)).lines
-                       : reader.skip_while(QuietSyslogLine<false>(time, {}, rules, &quiet)).lines;
+  quiet.lines = reader.skip_while(QuietSyslogLine(time, stamps, rules, &quiet)).lines;
   return quiet;
 }
 
@@ -548,16 +542,18 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
           boot_first_line.assign(run.oldest_stamped);
         }
       }
-      kernel_lines_since += run.kernel;
+      kernel_lines_since += run.stamped + run.unstamped;
       if (run.lines != 0) content_since = true;
     }
     auto line = reader.next();
     if (!line) break;
 
     Record record = parse_line(format, line->text);
-    if (syslog_lane) {
-      if (auto time = SyslogTime::of(line->text)) syslog_time = *time;
-    }
+    // The line's time, read once: the lane's shape for what follows, and a stamped kernel
+    // line's lead below.
+    const std::optional<SyslogTime> time =
+        syslog_lane ? SyslogTime::of(line->text) : std::optional<SyslogTime>{};
+    if (time) syslog_time = time;
     if (held) {
       held = false;
       if (record.kind == RecordKind::kBootSeparator) {
@@ -598,8 +594,8 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
       std::string_view field;
       if (dmesg_lane) {
         field = dmesg_stamp_field(line->text);
-      } else if (syslog_lane && record.kernel) {
-        if (auto found = SyslogLead::of(line->text)) {
+      } else if (time && record.kernel) {
+        if (auto found = SyslogLead::of(line->text, *time)) {
           lead = *found;
           field = bracket_field(line->text, lead.stamp_at());
         }
