@@ -1,6 +1,8 @@
 // System-call wrappers: retry on EINTR, report errno with the file's name.
 #include "file_descriptor.hpp"
 
+#include <fcntl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -39,6 +41,24 @@ void pread_exact(int fd, char* buffer, std::size_t size, off_t offset, const std
     size -= static_cast<std::size_t>(got);
     offset += got;
   }
+}
+
+std::optional<std::size_t> pread_cached(int fd, char* buffer, std::size_t size, off_t offset) {
+  iovec into{buffer, size};
+  for (;;) {
+    const ssize_t got = ::preadv2(fd, &into, 1, offset, RWF_NOWAIT);
+    if (got >= 0) return static_cast<std::size_t>(got);
+    if (errno == EINTR) continue;
+    // Not for this file, this kernel, or this sandbox (a seccomp filter may refuse the call).
+    if (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS || errno == EPERM) {
+      return std::nullopt;
+    }
+    return 0;  // EAGAIN: the disk holds the first byte; any other error is pread_exact()'s
+  }
+}
+
+void advise_will_need(int fd, off_t offset, off_t length) {
+  ::posix_fadvise(fd, offset, length, POSIX_FADV_WILLNEED);
 }
 
 void write_all(int fd, const char* data, std::size_t size, const std::string& path) {

@@ -9,6 +9,23 @@
 
 namespace diskfault {
 
+void BackwardReadahead::before_reading(off_t at, bool cached) {
+  if (cached) return;
+  cold_until_ = at - kSpan;
+  asked_ = std::min(asked_, at);  // the block itself is read at once
+}
+
+std::optional<BackwardReadahead::Range> BackwardReadahead::next_ask(off_t at) {
+  if (at <= cold_until_) return std::nullopt;
+  // In steps, not a block at a time: each asking walks the page cache over its range.
+  const off_t want = std::max<off_t>(0, at - kDepth);
+  if (asked_ <= want || (asked_ - want < kStep && want > 0)) return std::nullopt;
+  const off_t from = std::max<off_t>(0, asked_ - kStep);
+  const Range ask{from, asked_ - from};
+  asked_ = from;
+  return ask;
+}
+
 ReverseLineReader::ReverseLineReader(int fd, off_t size, std::string name, std::size_t block_size)
     : fd_(fd),
       name_(std::move(name)),
@@ -38,7 +55,7 @@ void ReverseLineReader::refill() {
   } else {
     if (buffer_.size() < want + keep) buffer_.resize(want + keep);
     std::memmove(buffer_.data() + want, buffer_.data(), keep);
-    pread_exact(fd_, buffer_.data(), want, offset_ - static_cast<off_t>(want), name_);
+    read_block(buffer_.data(), want, offset_ - static_cast<off_t>(want));
   }
   offset_ -= static_cast<off_t>(want);
   bytes_read_ += want;
@@ -48,6 +65,19 @@ void ReverseLineReader::refill() {
   // current boot, and then its last 64 lines) never pays for a thread, nor makes glibc's malloc
   // lock for the rest of the run; one that has gone past it is walking the file.
   if (block_size_ >= kReadAheadMinBlock && offset_ > 0 && bytes_read_ > want) read_ahead(keep);
+}
+
+void ReverseLineReader::read_block(char* buffer, std::size_t size, off_t at) {
+  std::size_t cached = 0;
+  if (nowait_) {
+    const std::optional<std::size_t> got = pread_cached(fd_, buffer, size, at);
+    nowait_ = got.has_value();
+    cached = got.value_or(0);
+  }
+  // A file that cannot say what is cached is taken as cached: asked for nothing.
+  readahead_.before_reading(at, !nowait_ || cached == size);
+  while (auto ask = readahead_.next_ask(at)) advise_will_need(fd_, ask->offset, ask->length);
+  pread_exact(fd_, buffer + cached, size - cached, at + static_cast<off_t>(cached), name_);
 }
 
 std::size_t ReverseLineReader::block_for(std::size_t partial) const {
@@ -91,7 +121,7 @@ void ReverseLineReader::work() {
     lock.unlock();
     std::exception_ptr error;
     try {
-      pread_exact(fd_, spare_.data(), size, at, name_);
+      read_block(spare_.data(), size, at);
     } catch (...) {
       error = std::current_exception();  // handed to the reader's thread, which reports it
     }

@@ -3,18 +3,24 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
+#include <map>
 #include <random>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <vector>
 
+#include "file_descriptor.hpp"
 #include "test_support.hpp"
 
+using diskfault::BackwardReadahead;
 using diskfault::ReverseLineReader;
 using diskfault::test::TempDir;
 
@@ -73,6 +79,20 @@ std::size_t thread_count() {
     ++count;
   }
   return count;
+}
+
+// How many of the pages of `fd` in [offset, offset + length) the page cache holds.
+std::size_t resident_pages(int fd, off_t offset, std::size_t length) {
+  const off_t page_start = offset / 4096 * 4096;  // where mmap() can start
+  length += static_cast<std::size_t>(offset - page_start);
+  offset = page_start;
+  void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, fd, offset);
+  REQUIRE(map != MAP_FAILED);
+  std::vector<unsigned char> pages((length + 4095) / 4096);
+  REQUIRE(::mincore(map, length, pages.data()) == 0);
+  ::munmap(map, length);
+  return static_cast<std::size_t>(
+      std::count_if(pages.begin(), pages.end(), [](unsigned char p) { return p & 1; }));
 }
 
 }  // namespace
@@ -352,5 +372,130 @@ TEST_CASE("a read ahead that fails reaches the caller, and a reader left early s
   } catch (const std::system_error& e) {
     CHECK(std::string(e.what()).find(path) != std::string::npos);
   }
+  ::close(fd);
+}
+
+TEST_CASE("a file read backwards is asked for ahead of the reader only where the disk holds it") {
+  constexpr off_t kMiB = off_t{1} << 20;
+  constexpr off_t kDepth = BackwardReadahead::kDepth;
+  const off_t size = 300 * kMiB + 12345;
+  std::mt19937 rng(11);
+  for (int round = 0; round < 40; ++round) {
+    CAPTURE(round);
+    // Blocks of 1 MiB from the end (the one at the start short), some not in the page cache.
+    std::map<off_t, bool> cold;  // by block start
+    for (off_t end = size; end > 0; end -= kMiB) {
+      const off_t at = std::max<off_t>(0, end - kMiB);
+      cold[at] = round == 0 ? false : round == 1 ? true : rng() % (round % 5 == 2 ? 4 : 60) == 0;
+    }
+    BackwardReadahead readahead;
+    std::vector<BackwardReadahead::Range> asked;
+    off_t frontier = size;  // [frontier, size) is asked for or read at once
+    std::optional<off_t> last_cold;
+    for (auto it = cold.rbegin(); it != cold.rend(); ++it) {
+      const auto [at, is_cold] = *it;
+      CAPTURE(at);
+      // A block less than kSpan below a cold one was asked for before it is read.
+      if (last_cold && at >= *last_cold - BackwardReadahead::kSpan) CHECK(frontier <= at);
+      if (is_cold) {
+        last_cold = at;
+        frontier = std::min(frontier, at);
+      }
+      readahead.before_reading(at, !is_cold);
+      while (const auto ask = readahead.next_ask(at)) {
+        REQUIRE(last_cold.has_value());  // never while every block was found cached
+        CHECK(ask->length > 0);
+        CHECK(ask->offset >= std::max<off_t>(0, at - kDepth));  // at most kDepth ahead
+        // Each byte once, the nearest first, without gaps.
+        CHECK(ask->offset + ask->length == frontier);
+        frontier = ask->offset;
+        asked.push_back(*ask);
+      }
+    }
+    if (round == 0) CHECK(asked.empty());
+    if (round == 1) {  // a file all on disk is asked for whole, from its last block to its start
+      REQUIRE_FALSE(asked.empty());
+      CHECK(asked.front().offset + asked.front().length == size - kMiB);
+      CHECK(asked.back().offset == 0);
+    }
+    // Asked for in steps, not a block at a time (the last one may be short: the file starts).
+    for (const auto& ask : asked) {
+      CHECK((ask.length == BackwardReadahead::kStep || ask.offset == 0));
+    }
+  }
+}
+
+namespace {
+
+// Drops `fd`'s pages, `size` bytes, from the page cache; false where they stay (a filesystem
+// that keeps files in memory).
+bool evict(int fd, off_t size) {
+  if (::fdatasync(fd) != 0) return false;
+  for (int tries = 0; tries < 50; ++tries) {
+    if (::posix_fadvise(fd, 0, size, POSIX_FADV_DONTNEED) != 0) return false;
+    if (resident_pages(fd, 0, static_cast<std::size_t>(size)) == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // pages still being written
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("a file not in the page cache: read whole, and its next bytes asked for at once") {
+  // The kernel reads ahead of forward reads only: without diskfault's asking, the bytes before a
+  // block read from the disk stay there until their own block is read.
+  TempDir dir;
+  const std::size_t block = ReverseLineReader::kReadAheadMinBlock;
+  const off_t page = ReverseLineReader::kPage;
+  const std::string data = repeated("[    1.000000] a line of noise on disk\n", 16 << 20);
+  const std::string path = dir.write("cold.log", data);
+  int fd = ::open(path.c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  const auto size = static_cast<off_t>(data.size());
+  const off_t first = (size - static_cast<off_t>(block)) / page * page;  // the first block read
+  const off_t ahead_at = first - BackwardReadahead::kDepth;              // what to ask for
+  const auto ahead = static_cast<std::size_t>(BackwardReadahead::kDepth);
+  const std::size_t pages = ahead / static_cast<std::size_t>(page);
+
+  // A no-wait read of what the page cache lacks starts the kernel reading it, and a fast disk can
+  // be done before the read looks again: then the block counts as cached. So a cold start is
+  // tried up to four times; without the asking, no try fills the bytes ahead.
+  bool nowait = true;
+  bool asked = false;
+  for (int attempt = 0; attempt < 4 && nowait && !asked; ++attempt) {
+    CAPTURE(attempt);
+    if (!evict(fd, size)) {
+      MESSAGE("the page cache keeps the files in " << dir.path() << ": nothing to check");
+      ::close(fd);
+      return;
+    }
+    // The first block all on the disk but its first page: a block partly cached counts as read
+    // from the disk.
+    REQUIRE(::posix_fadvise(fd, first, page, POSIX_FADV_WILLNEED) == 0);
+    for (int tries = 0; tries < 200 && resident_pages(fd, first, 1) == 0; ++tries) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    REQUIRE(resident_pages(fd, first, block) == 1);
+
+    ReverseLineReader reader(fd, size, path, block);
+    REQUIRE(reader.next().has_value());
+    CHECK(reader.bytes_read() <= block + static_cast<std::size_t>(page));
+    std::size_t resident = 0;
+    for (int tries = 0; tries < 80 && resident < pages; ++tries) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+      resident = resident_pages(fd, ahead_at, ahead);
+    }
+    asked = resident == pages;
+    if (asked) CHECK(resident_pages(fd, 0, static_cast<std::size_t>(ahead_at)) == 0);  // no more
+    // Whether the kernel can say what it holds (asked last: the reading starts the disk).
+    std::vector<char> buffer(static_cast<std::size_t>(page));
+    nowait = diskfault::pread_cached(fd, buffer.data(), buffer.size(), 0).has_value();
+
+    std::size_t lines = 1;
+    while (reader.next()) ++lines;
+    CHECK(lines == forward_split(data).size());
+    CHECK(reader.bytes_read() == data.size());
+  }
+  if (nowait) CHECK(asked);
   ::close(fd);
 }
