@@ -115,11 +115,10 @@ Record parse_syslog(std::string_view line) {
   if (journal_marker(line, r)) return r;
   std::string_view rest = line;
   skip_priority(rest);
-  if (rest.size() >= 16 && rest[3] == ' ' && rest[6] == ' ' && rest[9] == ':' && rest[12] == ':' &&
-      rest[15] == ' ') {
+  if (rest.size() >= 16 && syslog_classic_time(rest.data())) {
     r.time = rest.substr(0, 15);  // "Nov 22 02:43:01"
     rest.remove_prefix(16);
-  } else if (rest.size() > 11 && is_digit(rest[0]) && rest[4] == '-' && rest[10] == 'T') {
+  } else if (rest.size() > 11 && syslog_iso_time_start(rest.data())) {
     r.time = take_token(rest);  // "2026-11-22T02:43:01.123456+00:00"
   } else {
     r.kernel = false;

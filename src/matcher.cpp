@@ -191,7 +191,7 @@ class SyslogTime {
   static std::optional<SyslogTime> of(std::string_view line) {
     if (line.size() < 16) return std::nullopt;
     SyslogTime time;
-    if (classic(line.data())) {
+    if (syslog_classic_time(line.data())) {
       time.host_ = 16;
     } else {
       // Past the 'T' at [10]; a shorter token (a space inside the date) is read in full.
@@ -210,21 +210,16 @@ class SyslogTime {
   // Whether `text`, a line longer than host(), starts with a time that parse_line() reads as it
   // read this one, ending where this one does.
   [[gnu::always_inline]] bool fits(const char* text) const {
-    if (iso_) return iso_start(text) && text[host_ - 1] == ' ' && !has_space(text, host_ - 1);
-    return text[0] != '-' && text[0] != '<' && classic(text);
+    // parse_line() tries an ISO time only where the classic shape fails; an ISO time without a
+    // space before its end has no space at [3], where the classic shape needs one. A priority
+    // or a journal marker would be stripped or read before the time.
+    if (iso_) {
+      return syslog_iso_time_start(text) && text[host_ - 1] == ' ' && !has_space(text, host_ - 1);
+    }
+    return text[0] != '-' && text[0] != '<' && syslog_classic_time(text);
   }
 
  private:
-  // The shapes parse_line() tells the two times by. It tries an ISO time only where the classic
-  // shape fails; a time without a space before its end (as fits() requires) has no space at
-  // [3], where the classic shape needs one.
-  [[gnu::always_inline]] static bool classic(const char* t) {
-    return t[3] == ' ' && t[6] == ' ' && t[9] == ':' && t[12] == ':' && t[15] == ' ';
-  }
-  [[gnu::always_inline]] static bool iso_start(const char* t) {
-    return is_digit(t[0]) && t[4] == '-' && t[10] == 'T';
-  }
-
   bool iso_ = false;
   std::size_t host_ = 16;
 };
