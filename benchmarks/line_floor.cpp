@@ -1,8 +1,9 @@
-// The floor under any diagnosis that reads every line of a page-cached log: the file's line ends
-// found from its end, and the first byte after each read, with nothing else done per line and no
-// copy (the file is mapped). diskfault reads every line's stamp, to find where the clock restarts,
-// so on one core it cannot beat this; `rg -c XFS` looks for line ends only around its hits, and
-// can. With two threads each takes one half of the file: what two cores add to that floor.
+// A floor under any diagnosis that reads every line of a page-cached log: the file's line ends
+// found from its end, and the byte after each line end read (where a stamp starts), with nothing
+// else done per line and no copy (the file is mapped). diskfault reads every line's stamp, to find
+// where the clock restarts, so a reader like this one bounds it from below; `rg -c XFS` looks for
+// line ends only around its hits, and is not bound so. With two threads each takes one half of the
+// file: what a second core could add.
 //
 // Usage: line_floor FILE [THREADS]    THREADS is 1 (the default) or 2. Prints the number of line
 // ends, and the sum of the bytes read (so that reading them is not optimised away). A benchmark,
@@ -14,13 +15,14 @@
 
 #include <bit>
 #include <cerrno>
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <thread>
-#include <vector>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -29,29 +31,45 @@
 namespace {
 
 constexpr std::size_t kPage = 4096;
-// Pages behind the scan are given back this often, so that peak RSS stays near diskfault's
-// rather than growing to the file's size (rg keeps its whole mapping).
-constexpr std::size_t kRelease = std::size_t{2} << 20;
+
+// The pages a part's scan has passed, given back (MADV_DONTNEED) once 4 MiB have piled up, the 2
+// MiB nearest the scan kept: peak RSS then stays a few MiB, as diskfault's does, where a mapping
+// kept whole grows to the size of the file, and the madvise() calls, one per 2 MiB, cost nothing
+// measurable.
+class Trail {
+ public:
+  static constexpr std::size_t kKeep = std::size_t{2} << 20;
+
+  Trail(const char* map, std::size_t end) : map_(map), kept_(end) {}
+
+  // The scan has read every byte from `at` up.
+  void passed(std::size_t at) {
+    if (kept_ - at < 2 * kKeep) return;
+    const std::size_t from = (at + kKeep + kPage - 1) & ~(kPage - 1);
+    const std::size_t to = kept_ & ~(kPage - 1);  // a partial last page stays
+    if (to > from) ::madvise(const_cast<char*>(map_) + from, to - from, MADV_DONTNEED);
+    kept_ = from;
+  }
+
+ private:
+  const char* map_;
+  std::size_t kept_;  // pages from here up are given back
+};
 
 struct Tally {
   std::uint64_t line_ends = 0;
   std::uint64_t first_bytes = 0;  // the sum of the bytes read
 };
 
-// Gives back the pages of [from, to) that lie whole in it.
-void release(const char* map, std::size_t from, std::size_t to) {
-  from = (from + kPage - 1) & ~(kPage - 1);
-  to &= ~(kPage - 1);
-  if (to > from) ::madvise(const_cast<char*>(map) + from, to - from, MADV_DONTNEED);
-}
-
 #if defined(__x86_64__)
 [[gnu::target("avx2")]] void scan_avx2(const char* map, std::size_t begin, std::size_t end,
                                        std::size_t size, Tally* tally) {
   const __m256i newline = _mm256_set1_epi8('\n');
   std::uint64_t ends = 0, firsts = 0;
-  std::size_t at = end, released = end;
-  // Bytes past the last whole 64 at the part's end one by one; then 64 at a time.
+  std::size_t at = end;
+  Trail trail(map, end);
+  // The 64-byte loads below stay within the part, and so within the mapping: the bytes that do not
+  // make up a whole 64 are looked at one by one.
   while ((at - begin) % 64 != 0) {
     --at;
     if (map[at] == '\n') {
@@ -73,10 +91,7 @@ void release(const char* map, std::size_t from, std::size_t to) {
       const std::size_t next = at + static_cast<std::size_t>(top) + 1;
       if (next < size) firsts += static_cast<unsigned char>(map[next]);
     }
-    if (released - at >= 2 * kRelease) {
-      release(map, at + kRelease, released);
-      released = at + kRelease;
-    }
+    trail.passed(at);
   }
   *tally = {ends, firsts};
 }
@@ -85,17 +100,15 @@ void release(const char* map, std::size_t from, std::size_t to) {
 void scan_portable(const char* map, std::size_t begin, std::size_t end, std::size_t size,
                    Tally* tally) {
   std::uint64_t ends = 0, firsts = 0;
-  std::size_t at = end, released = end;
+  std::size_t at = end;
+  Trail trail(map, end);
   while (at != begin) {
     const void* hit = ::memrchr(map + begin, '\n', at - begin);
     if (hit == nullptr) break;
     at = static_cast<std::size_t>(static_cast<const char*>(hit) - map);
     ++ends;
     if (at + 1 < size) firsts += static_cast<unsigned char>(map[at + 1]);
-    if (released - at >= 2 * kRelease) {
-      release(map, at + kRelease, released);
-      released = at + kRelease;
-    }
+    trail.passed(at);
   }
   *tally = {ends, firsts};
 }
@@ -117,8 +130,14 @@ int fail(const std::string& what) {
 int main(int argc, char** argv) {
   if (argc < 2 || argc > 3) return fail("usage: line_floor FILE [THREADS]");
   const std::string path = argv[1];
-  const int threads = argc == 3 ? std::atoi(argv[2]) : 1;
-  if (threads != 1 && threads != 2) return fail("THREADS is 1 or 2");
+  int threads = 1;
+  if (argc == 3) {
+    const std::string_view arg = argv[2];
+    const auto [end, error] = std::from_chars(arg.data(), arg.data() + arg.size(), threads);
+    if (error != std::errc{} || end != arg.data() + arg.size() || (threads != 1 && threads != 2)) {
+      return fail("THREADS is 1 or 2");
+    }
+  }
 
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return fail(path + ": " + std::strerror(errno));
@@ -126,23 +145,21 @@ int main(int argc, char** argv) {
   if (::fstat(fd, &st) != 0) return fail(path + ": " + std::strerror(errno));
   if (!S_ISREG(st.st_mode)) return fail(path + ": not a regular file");
   const auto size = static_cast<std::size_t>(st.st_size);
-  if (size == 0) {
-    std::printf("0\n");
-    return 0;
-  }
-  void* mapped = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  if (mapped == MAP_FAILED) return fail(path + ": " + std::strerror(errno));
-  const char* map = static_cast<const char*>(mapped);
-
-  // Two parts meet at a page boundary near the middle; a small file stays in one.
-  const std::size_t middle = threads == 2 ? (size / 2) & ~(kPage - 1) : 0;
-  std::vector<Tally> tallies(2);
-  if (middle == 0) {
-    scan(map, 0, size, size, &tallies[0]);
-  } else {
-    std::thread upper(scan, map, middle, size, size, &tallies[1]);
-    scan(map, 0, middle, size, &tallies[0]);
-    upper.join();
+  Tally tallies[2];
+  if (size != 0) {  // mmap() refuses an empty range
+    void* mapped = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (mapped == MAP_FAILED) return fail(path + ": " + std::strerror(errno));
+    const char* map = static_cast<const char*>(mapped);
+    // The parts meet at a page boundary, so that neither's MADV_DONTNEED reaches the other's
+    // pages; a file under two pages stays in one part.
+    const std::size_t middle = threads == 2 ? (size / 2) & ~(kPage - 1) : 0;
+    if (middle == 0) {
+      scan(map, 0, size, size, &tallies[0]);
+    } else {
+      std::thread upper(scan, map, middle, size, size, &tallies[1]);
+      scan(map, 0, middle, size, &tallies[0]);
+      upper.join();
+    }
   }
   const std::uint64_t ends = tallies[0].line_ends + tallies[1].line_ends;
   const std::uint64_t firsts = tallies[0].first_bytes + tallies[1].first_bytes;
