@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "boot_boundary.hpp"
+#include "quiet_messages.hpp"
 
 namespace diskfault {
 namespace {
@@ -132,8 +133,11 @@ class LaneStamp {
 // stored and reloaded them at every line).
 class QuietLine {
  public:
-  QuietLine(std::string_view later_plain, const RuleSet& rules)
-      : width_(later_plain.size()), stamp_(later_plain.data(), width_), rules_(&rules) {}
+  QuietLine(std::string_view later_plain, const RuleSet& rules, QuietMessages& known)
+      : width_(later_plain.size()),
+        stamp_(later_plain.data(), width_),
+        rules_(&rules),
+        known_(&known) {}
 
   // True if `line` has a plain stamp no later than the line after it and no kernel rule can
   // match its message. Always inlined: GCC does not otherwise compile a plain function into
@@ -144,7 +148,7 @@ class QuietLine {
     if (size <= width_ + 1 || text[0] != '[' || text[width_ + 1] != ']') return false;
     std::string_view message(text + width_ + 2, size - width_ - 2);
     if (!message.empty() && message.front() == ' ') message.remove_prefix(1);
-    if (rules_->kernel_may_match(message)) return false;
+    if (rules_->kernel_may_start(message) && known_->may_match(*rules_, message)) return false;
     return stamp_.step_back_to(text + 1, width_);  // last: it moves on to this line's stamp
   }
 
@@ -152,6 +156,7 @@ class QuietLine {
   std::size_t width_;
   LaneStamp stamp_;
   const RuleSet* rules_;
+  QuietMessages* known_;
 };
 
 // Hands the reader's next lines to the fast lane while each has a plain stamp no later than the
@@ -162,8 +167,9 @@ class QuietLine {
 // of five alternations).
 [[gnu::noinline]] ReverseLineReader::Run pass_quiet_lines(ReverseLineReader& reader,
                                                           std::string_view later_plain,
-                                                          const RuleSet& rules) {
-  return reader.skip_while(QuietLine(later_plain, rules));
+                                                          const RuleSet& rules,
+                                                          QuietMessages& known) {
+  return reader.skip_while(QuietLine(later_plain, rules, known));
 }
 
 // Whether any of the `n` bytes at `p` (at least eight) is a space.
@@ -325,15 +331,15 @@ class SyslogStamps {
 class QuietSyslogLine {
  public:
   QuietSyslogLine(const SyslogTime& time, const std::optional<SyslogStamps>& stamps,
-                  const RuleSet& rules, QuietRun* run)
-      : time_(time), stamps_(stamps), rules_(&rules), run_(run) {}
+                  const RuleSet& rules, QuietMessages& known, QuietRun* run)
+      : time_(time), stamps_(stamps), rules_(&rules), known_(&known), run_(run) {}
 
   [[gnu::always_inline]] bool operator()(const Line& line) {
     const char* text = line.text.data();
     const std::size_t size = line.text.size();
     if (stamps_) {
       if (const auto message = stamps_->message(text, size)) {
-        if (rules_->kernel_may_match(*message) || !stamps_->step_back(text)) return false;
+        if (kernel_may_match(*message) || !stamps_->step_back(text)) return false;
         if (run_->stamped++ == 0) run_->newest_stamped = line.text;
         run_->oldest_stamped = line.text;
         run_->oldest_stamped_from_end = line.from_end;
@@ -371,21 +377,26 @@ class QuietSyslogLine {
     if (message.size() > 1 && message[0] == '[' && (message[1] == ' ' || is_digit(message[1]))) {
       return false;
     }
-    if (rules_->kernel_may_match(message)) return false;
+    if (kernel_may_match(message)) return false;
     ++run_->unstamped;
     return true;
+  }
+
+  [[gnu::always_inline]] bool kernel_may_match(std::string_view message) const {
+    return rules_->kernel_may_start(message) && known_->may_match(*rules_, message);
   }
 
   SyslogTime time_;
   std::optional<SyslogStamps> stamps_;
   const RuleSet* rules_;
+  QuietMessages* known_;
   QuietRun* run_;
 };
 
 // The dmesg lane's run, told as a QuietRun: every line of it is a stamped kernel line.
 QuietRun quiet_dmesg_run(ReverseLineReader& reader, std::string_view later_plain,
-                         const RuleSet& rules) {
-  const ReverseLineReader::Run run = pass_quiet_lines(reader, later_plain, rules);
+                         const RuleSet& rules, QuietMessages& known) {
+  const ReverseLineReader::Run run = pass_quiet_lines(reader, later_plain, rules, known);
   return QuietRun{run.lines, run.lines, 0, run.newest, run.oldest, reader.line_count()};
 }
 
@@ -393,9 +404,9 @@ QuietRun quiet_dmesg_run(ReverseLineReader& reader, std::string_view later_plain
 [[gnu::noinline]] QuietRun pass_quiet_syslog_lines(ReverseLineReader& reader,
                                                    const SyslogTime& time,
                                                    std::optional<SyslogStamps> stamps,
-                                                   const RuleSet& rules) {
+                                                   const RuleSet& rules, QuietMessages& known) {
   QuietRun quiet;
-  quiet.lines = reader.skip_while(QuietSyslogLine(time, stamps, rules, &quiet)).lines;
+  quiet.lines = reader.skip_while(QuietSyslogLine(time, stamps, rules, known, &quiet)).lines;
   return quiet;
 }
 
@@ -483,8 +494,9 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
   SyslogLead lead;  // the later line's, while `later` holds a plain stamp on the syslog lane
   std::string boot_first_line;  // the text of that line, while it lies in a boot's prelude
   std::uint64_t boot_first_from_end = 0;
-  std::string kmsg_device;  // DEVICE=+scsi:... of the record whose continuation lines we passed
-  std::string time_text;    // kmsg stamps converted to seconds
+  std::string kmsg_device;    // DEVICE=+scsi:... of the record whose continuation lines we passed
+  std::string time_text;      // kmsg stamps converted to seconds
+  QuietMessages known_quiet;  // for the fast lane
 
   Match boundary;
   boundary.type = EventType::kBoot;
@@ -517,14 +529,14 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
       std::size_t at = 1;  // where a stamped line's stamp starts
       QuietRun run;
       if (dmesg_lane) {
-        run = quiet_dmesg_run(reader, later.plain(), rules);
+        run = quiet_dmesg_run(reader, later.plain(), rules, known_quiet);
       } else {
         std::optional<SyslogStamps> stamps;
         if (width != 0) {
           stamps.emplace(later.plain(), lead);
           at = lead.stamp_at();
         }
-        run = pass_quiet_syslog_lines(reader, *syslog_time, stamps, rules);
+        run = pass_quiet_syslog_lines(reader, *syslog_time, stamps, rules, known_quiet);
       }
       if (run.stamped != 0) {
         // Going back, stamps only fall within the run: its newest line holds the largest.
@@ -605,6 +617,12 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
     }
 
     auto hit = rules.match(record);
+    // RE2's answer too: a notice the prefilter lets through ("nvme nvme0: Shutdown timeout set to
+    // 8 seconds", a candidate of an nvme rule) then stays in the lane when it comes again.
+    if (!hit && record.kernel && (dmesg_lane || syslog_lane) &&
+        rules.kernel_may_start(record.message)) {
+      known_quiet.add(record.message);
+    }
     const Rule* rule = hit ? &rules.rules()[hit->rule] : nullptr;
     if (rule && rule->yields == EventType::kBoot) {
       if ((!any_boundary || kernel_lines_since > 0) && want.wants(EventType::kBoot)) {

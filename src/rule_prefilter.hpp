@@ -36,14 +36,16 @@ class RulePrefilter {
 
   // False only if no pattern can match `message` anchored at its start.
   bool may_match(std::string_view message) const {
-    // Most noise is turned away by its first two bytes: looked up here, inline, before the walk
-    // in find_candidate() (which looks again, for its other callers). The walk is a call: inlined
-    // into the fast lane's loop, it left too few registers for the loop's own values.
-    if (message.size() >= 2 &&
-        !second_[static_cast<unsigned char>(message[0])][static_cast<unsigned char>(message[1])]) {
-      return false;
-    }
-    return any_candidate(message);
+    return may_start(message) && any_candidate(message);
+  }
+
+  // may_match()'s first look, by the first two bytes: false if no pattern can start so. Most
+  // noise is turned away here, inline, before the walk in find_candidate() (which looks again,
+  // for its other callers). The walk is a call: inlined into the fast lane's loop, it left too
+  // few registers for the loop's own values.
+  bool may_start(std::string_view message) const {
+    return message.size() < 2 ||
+           second_[static_cast<unsigned char>(message[0])][static_cast<unsigned char>(message[1])];
   }
 
   // Calls `visit(i)` for each pattern i, in increasing order, that may match `message`, until a

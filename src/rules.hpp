@@ -128,10 +128,18 @@ class RuleSet {
   std::optional<RuleMatch> match(std::string_view message, std::string_view program,
                                  bool kernel) const;
 
-  // False when no kernel rule can match `message` (the prefilter's answer, without RE2): the
-  // matcher's fast lane asks this before it takes a line apart.
-  [[gnu::always_inline]] bool kernel_may_match(std::string_view message) const {
-    return kernel_prefilter_ != nullptr && kernel_prefilter_->may_match(message);
+  // False when no kernel rule can match `message` (the prefilter's answer, without RE2).
+  bool kernel_may_match(std::string_view message) const {
+    return kernel_may_start(message) && kernel_may_match_started(message);
+  }
+  // kernel_may_match() in two steps, for the matcher's fast lane, which asks them before it takes
+  // a line apart and looks up the messages it knows between them (QuietMessages): the
+  // prefilter's first look, by two bytes, inline; then its walk, for a message that passed it.
+  [[gnu::always_inline]] bool kernel_may_start(std::string_view message) const {
+    return kernel_prefilter_ != nullptr && kernel_prefilter_->may_start(message);
+  }
+  bool kernel_may_match_started(std::string_view message) const {
+    return kernel_prefilter_->any_candidate(message);
   }
 
   // False when no rule for `program`'s lines (a program other than the kernel) can match
