@@ -148,7 +148,8 @@ class QuietLine {
     if (size <= width_ + 1 || text[0] != '[' || text[width_ + 1] != ']') return false;
     std::string_view message(text + width_ + 2, size - width_ - 2);
     if (!message.empty() && message.front() == ' ') message.remove_prefix(1);
-    if (rules_->kernel_may_start(message) && known_->may_match(*rules_, message)) return false;
+    if (rules_->kernel_may_start(message) && known_->kernel_may_match_started(*rules_, message))
+      return false;
     return stamp_.step_back_to(text + 1, width_);  // last: it moves on to this line's stamp
   }
 
@@ -339,7 +340,10 @@ class QuietSyslogLine {
     const std::size_t size = line.text.size();
     if (stamps_) {
       if (const auto message = stamps_->message(text, size)) {
-        if (kernel_may_match(*message) || !stamps_->step_back(text)) return false;
+        if ((rules_->kernel_may_start(*message) &&
+             known_->kernel_may_match_started(*rules_, *message)) ||
+            !stamps_->step_back(text))
+          return false;
         if (run_->stamped++ == 0) run_->newest_stamped = line.text;
         run_->oldest_stamped = line.text;
         run_->oldest_stamped_from_end = line.from_end;
@@ -377,13 +381,10 @@ class QuietSyslogLine {
     if (message.size() > 1 && message[0] == '[' && (message[1] == ' ' || is_digit(message[1]))) {
       return false;
     }
-    if (kernel_may_match(message)) return false;
+    if (rules_->kernel_may_start(message) && known_->kernel_may_match_started(*rules_, message))
+      return false;
     ++run_->unstamped;
     return true;
-  }
-
-  [[gnu::always_inline]] bool kernel_may_match(std::string_view message) const {
-    return rules_->kernel_may_start(message) && known_->may_match(*rules_, message);
   }
 
   SyslogTime time_;
@@ -618,7 +619,9 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
 
     auto hit = rules.match(record);
     // RE2's answer too: a notice the prefilter lets through ("nvme nvme0: Shutdown timeout set to
-    // 8 seconds", a candidate of an nvme rule) then stays in the lane when it comes again.
+    // 8 seconds", a candidate of an nvme rule) then stays in the lane when it comes again. Only
+    // messages past the prefilter's first look: the lane looks no others up, and they would push
+    // out ones it does.
     if (!hit && record.kernel && (dmesg_lane || syslog_lane) &&
         rules.kernel_may_start(record.message)) {
       known_quiet.add(record.message);

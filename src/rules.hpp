@@ -139,7 +139,7 @@ class RuleSet {
     return kernel_prefilter_ != nullptr && kernel_prefilter_->may_start(message);
   }
   bool kernel_may_match_started(std::string_view message) const {
-    return kernel_prefilter_->any_candidate(message);
+    return kernel_prefilter_ != nullptr && kernel_prefilter_->any_candidate(message);
   }
 
   // False when no rule for `program`'s lines (a program other than the kernel) can match
