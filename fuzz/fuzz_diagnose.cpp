@@ -31,14 +31,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (json.empty() || table.empty()) std::abort();
   }
   // The lane takes only lines that lie whole in a block: blocks of a few lines, and of the
-  // whole input (at most 4096 bytes).
+  // whole input (at most 4096 bytes). Read in place, a dmesg log's older part is scanned on a
+  // second thread.
   for (auto format : {diskfault::LogFormat::kDmesg, diskfault::LogFormat::kSyslog}) {
     for (std::size_t block : {61, 4096}) {
-      auto rows = [&](bool fast_lane) {
-        return diskfault::test::match_rows(
-            path, format, block, rules, diskfault::MatchOptions{fast_lane}, diskfault::Want::all());
+      auto rows = [&](bool fast_lane, diskfault::ReadMode mode) {
+        return diskfault::test::match_rows(path, format, block, rules,
+                                           diskfault::MatchOptions{fast_lane},
+                                           diskfault::Want::all(), mode);
       };
-      if (rows(true) != rows(false)) std::abort();
+      const auto full = rows(false, diskfault::ReadMode::kCopy);
+      if (rows(true, diskfault::ReadMode::kCopy) != full) std::abort();
+      if (rows(true, diskfault::ReadMode::kMapped) != full) std::abort();
     }
   }
   return 0;

@@ -406,7 +406,10 @@ std::size_t learn(Follower& f, const FollowSource::Backlog& backlog) {
   if (backlog.fd < 0 || backlog.size == 0) return 0;
   std::vector<RetainedMatch> newest_first;
   std::map<std::string, std::size_t> per_entity;
-  ReverseLineReader reader(backlog.fd, backlog.size, f.log_name);
+  // Copied, not mapped: the reading mostly stops within the newest boot, before the reader
+  // would check that no page of a mapping vanished under it (MappedFile::check()).
+  ReverseLineReader reader(backlog.fd, backlog.size, f.log_name,
+                           ReverseLineReader::kDefaultBlockSize, ReadMode::kCopy);
   auto matcher = match_lines(reader, *f.format, *f.rules);
   while (Match* m = matcher.send(Want::all())) {
     if (m->type == EventType::kBoot) {
@@ -433,7 +436,7 @@ std::size_t learn(Follower& f, const FollowSource::Backlog& backlog) {
   // its next sign ("Linux version" after a separator) arrives. What they say is not used.
   constexpr std::size_t kTailLines = 64;
   std::vector<std::string> tail;
-  ReverseLineReader tail_reader(backlog.fd, backlog.size, f.log_name, 64 * 1024);
+  ReverseLineReader tail_reader(backlog.fd, backlog.size, f.log_name, 64 * 1024, ReadMode::kCopy);
   while (tail.size() < kTailLines) {
     auto line = tail_reader.next();
     if (!line) break;

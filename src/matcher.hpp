@@ -52,6 +52,10 @@ struct MatchOptions {
   // off, every line takes the full path. Both ways yield the same matches: tests and the fuzzer
   // hold the one to the other.
   bool fast_lane = true;
+  // On a dmesg log the reader reads in place (ReverseLineReader::mapped(): a large log in the
+  // page cache), the fast lane's test of the older part runs on a second thread. The same
+  // matches either way.
+  bool second_core = true;
 };
 SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat format,
                                        const RuleSet& rules, MatchOptions options = {});

@@ -26,13 +26,42 @@ std::optional<BackwardReadahead::Range> BackwardReadahead::next_ask(off_t at) {
   return ask;
 }
 
-ReverseLineReader::ReverseLineReader(int fd, off_t size, std::string name, std::size_t block_size)
+ReverseLineReader::ReverseLineReader(int fd, off_t size, std::string name, std::size_t block_size,
+                                     ReadMode mode)
     : fd_(fd),
       name_(std::move(name)),
       block_size_(std::max<std::size_t>(block_size, 1)),
-      offset_(size) {}
+      offset_(size) {
+  if (mode == ReadMode::kMapped ||
+      (mode == ReadMode::kAuto && size >= kMapMin && block_size_ >= kReadAheadMinBlock)) {
+    map_ = mode == ReadMode::kMapped ? MappedFile::map(fd, size, name_)
+                                     : MappedFile::map_if_cached(fd, size, name_);
+  }
+  if (map_) {
+    data_ = map_->data() + map_->size();
+    released_ = map_->size();
+  }
+}
+
+ReverseLineReader::ReverseLineReader(std::shared_ptr<const MappedFile> map, std::size_t size,
+                                     std::string name, std::size_t block_size, SkipIndex* index,
+                                     const std::atomic<bool>* stop)
+    : fd_(-1),
+      name_(std::move(name)),
+      block_size_(block_size),
+      map_(std::move(map)),
+      offset_(static_cast<off_t>(size)),
+      released_(size),
+      marking_(index),
+      stop_(stop) {
+  data_ = map_->data() + size;
+}
 
 ReverseLineReader::~ReverseLineReader() {
+  if (part_thread_.joinable()) {
+    part_stop_ = true;
+    part_thread_.join();
+  }
   if (!worker_.joinable()) return;
   {
     std::lock_guard lock(mu_);
@@ -42,8 +71,9 @@ ReverseLineReader::~ReverseLineReader() {
   worker_.join();
 }
 
-// Prepends the block that precedes buffer_[0] in the file, keeping the unread partial line.
+// Prepends the block that precedes data_[0] in the file, keeping the unread partial line.
 void ReverseLineReader::refill() {
+  if (map_) return slide();
   const std::size_t keep = cursor_;
   std::size_t want = block_for(keep);
   if (worker_.joinable()) {
@@ -57,6 +87,8 @@ void ReverseLineReader::refill() {
     std::memmove(buffer_.data() + want, buffer_.data(), keep);
     read_block(buffer_.data(), want, offset_ - static_cast<off_t>(want));
   }
+  data_ = buffer_.data();
+  readable_ = buffer_.size();
   offset_ -= static_cast<off_t>(want);
   bytes_read_ += want;
   cursor_ = want + keep;
@@ -65,6 +97,91 @@ void ReverseLineReader::refill() {
   // current boot, and then its last 64 lines) never pays for a thread, nor makes glibc's malloc
   // lock for the rest of the run; one that has gone past it is walking the file.
   if (block_size_ >= kReadAheadMinBlock && offset_ > 0 && bytes_read_ > want) read_ahead(keep);
+}
+
+void ReverseLineReader::slide() {
+  const auto at = static_cast<std::size_t>(offset_);
+  if (part_end_ != 0 && at == part_end_) {
+    newer_lines_ = lines_ + 1;  // the partial line kept is the newer part's first
+  }
+  // The block stops at the split, so that the newer part's lines are counted before the
+  // part's are offered.
+  const std::size_t floor = part_end_ != 0 && at > part_end_ ? part_end_ : 0;
+  // The partial line carried was searched already, and is not copied: blocks need not grow.
+  const std::size_t want = std::min(at - floor, block_size_);
+  map_->check();  // before the bytes found since the last check are used
+  data_ -= want;
+  offset_ -= static_cast<off_t>(want);
+  readable_ = map_->size() - static_cast<std::size_t>(offset_);
+  bytes_read_ += want;
+  cursor_ += want;
+  unscanned_ = want;
+  release_passed();
+}
+
+void ReverseLineReader::move_block_to(std::size_t end) {
+  map_->check();
+  const std::size_t start = end / kPage * kPage;
+  bytes_read_ += static_cast<std::size_t>(offset_) - start;
+  offset_ = static_cast<off_t>(start);
+  data_ = map_->data() + start;
+  readable_ = map_->size() - start;
+  cursor_ = end - start;
+  unscanned_ = cursor_;
+}
+
+void ReverseLineReader::release_passed() {
+  // Every few blocks: each call walks the page tables of what it gives back.
+  constexpr std::size_t kSlack = kDefaultBlockSize;
+  // On a page boundary, so that each release starts where the next one ends.
+  const std::size_t in_use = (static_cast<std::size_t>(offset_) + cursor_) / kPage * kPage + kPage;
+  if (released_ > in_use + kSlack) {
+    map_->release(in_use, released_);
+    released_ = in_use;
+  }
+}
+
+void ReverseLineReader::scan_older_part(double fraction, PartScan scan) {
+  if (!map_ || part_end_ != 0 || started_) return;
+  const char* file = map_->data();
+  const auto at = static_cast<std::size_t>(static_cast<double>(map_->size()) * fraction);
+  if (at == 0 || at >= map_->size()) return;
+  const void* newline = ::memrchr(file, '\n', at);
+  if (newline == nullptr) return;
+  part_end_ = static_cast<std::size_t>(static_cast<const char*>(newline) - file) + 1;
+  const void* after_end = ::memchr(file + part_end_, '\n', map_->size() - part_end_);
+  const std::size_t after_size =
+      (after_end ? static_cast<const char*>(after_end) : file + map_->size()) - (file + part_end_);
+  const std::string_view after(file + part_end_, after_size);
+  part_thread_ = std::thread([this, scan = std::move(scan), after] {
+    try {
+      ReverseLineReader part(map_, part_end_, name_, block_size_, &part_index_, &part_stop_);
+      scan(part, after);
+      part_index_.complete = part.finished_ && part_index_.breaks.size() < SkipIndex::kMaxBreaks;
+    } catch (...) {
+      part_error_ = std::current_exception();  // the reader's thread rethrows it
+    }
+  });
+}
+
+bool ReverseLineReader::mark(const Line& line) {
+  if (marking_->breaks.size() >= SkipIndex::kMaxBreaks || stop_->load(std::memory_order_relaxed)) {
+    return false;
+  }
+  const char* file = map_->data();
+  const auto begin = static_cast<std::uint64_t>(line.text.data() - file);
+  std::uint64_t newline = begin + line.text.size();
+  if (newline < map_->size() && file[newline] == '\r') ++newline;
+  marking_->breaks.push_back({begin, newline, line.from_end});
+  return true;
+}
+
+void ReverseLineReader::join_part() {
+  part_joined_ = true;
+  if (!part_thread_.joinable()) return;
+  part_thread_.join();
+  if (part_error_) std::rethrow_exception(std::exchange(part_error_, nullptr));
+  indexed_ = part_index_.complete || !part_index_.breaks.empty();
 }
 
 void ReverseLineReader::read_block(char* buffer, std::size_t size, off_t at) {
@@ -141,19 +258,21 @@ std::optional<Line> ReverseLineReader::next() {
       return std::nullopt;
     }
     refill();
-    if (buffer_[cursor_ - 1] == '\n') --cursor_;  // the final newline ends the last line
+    if (data_[cursor_ - 1] == '\n') --cursor_;  // the final newline ends the last line
   }
   for (;;) {
     const char* hit = newline_before_cursor();
     if (hit != nullptr || offset_ == 0) {
-      const std::size_t begin = hit ? static_cast<std::size_t>(hit - buffer_.data()) + 1 : 0;
-      const Line line = line_between(buffer_.data(), begin, cursor_);
+      const std::size_t begin = hit ? static_cast<std::size_t>(hit - data_) + 1 : 0;
+      const Line line = line_between(data_, begin, cursor_);
       ++lines_;
       if (hit) {
         cursor_ = begin - 1;
         unscanned_ = cursor_;
       } else {
         finished_ = true;
+        // Every byte has been looked at: a page that vanished on the way now shows.
+        if (map_) map_->check();
       }
       return line;
     }

@@ -1,16 +1,20 @@
-// Reads a log's lines last line first, block by block with pread, in bounded memory.
+// Reads a log's lines last line first, block by block with pread or in place in a mapping, in
+// bounded memory.
 #pragma once
 
 #include <string.h>  // memrchr (a GNU extension, not in <cstring>)
 #include <sys/types.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <optional>
@@ -21,6 +25,7 @@
 #include <vector>
 
 #include "cpu_features.hpp"
+#include "mapped_file.hpp"
 
 namespace diskfault {
 
@@ -82,12 +87,40 @@ class BackwardReadahead {
   off_t cold_until_ = kNowhere;  // blocks that start past this keep the asking going
 };
 
+// What a scan of the older part of a file on a second thread found, for skip_while() on the
+// first: the lines the scan's `take` refused or did not see, newest first. Every other line of
+// the part was taken when offered after the line that follows it.
+struct SkipIndex {
+  struct Break {
+    std::uint64_t begin = 0;     // where the line starts in the file
+    std::uint64_t newline = 0;   // where the newline that ends it is
+    std::uint64_t from_end = 0;  // its number from the end of the part (1 for the part's last)
+  };
+  // Past this many, the scan gives up: the index's memory stays bounded on a log whose every
+  // line is refused (where it would not pay anyway).
+  static constexpr std::size_t kMaxBreaks = std::size_t{1} << 16;
+  std::vector<Break> breaks;
+  bool complete = false;  // the scan reached the start of the file
+};
+
+// How a reader gets its bytes.
+enum class ReadMode {
+  kAuto,    // in place, for a large regular file the page cache holds; else kCopy
+  kCopy,    // pread() into its own blocks
+  kMapped,  // in place wherever the file can be mapped (tests)
+};
+
 // Reads the first `size` bytes of an open file from the end towards the start in blocks of
-// `block_size` bytes, with positional reads only (the descriptor's offset is untouched, and
-// nothing is mapped, so a file truncated underneath gives an error, not SIGBUS); where blocks come
-// from the disk, the kernel is asked to read ahead of them (BackwardReadahead). Memory stays
-// within about block_size + the longest line. A final newline ends the last line rather than
-// starting an empty one; bytes are not interpreted otherwise (NUL and invalid UTF-8 pass through).
+// `block_size` bytes, and keeps memory within about block_size + the longest line. A final
+// newline ends the last line rather than starting an empty one; bytes are not interpreted
+// otherwise (NUL and invalid UTF-8 pass through).
+//
+// Two ways to the bytes. Copied (small logs, pipes spooled to a file, a log the disk must
+// deliver): positional reads only, the descriptor's offset untouched; where blocks come from the
+// disk, the kernel is asked to read ahead of them (BackwardReadahead). In place (a large log in
+// the page cache): the file is mapped (MappedFile, which turns a truncation underneath into an
+// error, not SIGBUS), nothing is copied, and the pages passed are given back as the reader moves
+// on; the older part of the file may then be scanned on a second thread (scan_older_part()).
 class ReverseLineReader {
  public:
   static constexpr std::size_t kDefaultBlockSize = 1024 * 1024;
@@ -100,10 +133,13 @@ class ReverseLineReader {
   // bytes past its source's place in a page, its loads and stores aliased (4K aliasing): a 1 GiB
   // log whose size was a multiple of 4096 took 711 ms instead of 380 to 400.
   static constexpr std::size_t kPage = 4096;
+  // ReadMode::kAuto maps files from this size on, with blocks of at least kReadAheadMinBlock:
+  // below it, a log is read in a few milliseconds, and mapping it would only add a way to fail.
+  static constexpr off_t kMapMin = off_t{8} << 20;
 
   // `fd` must stay open while the reader is used; `name` is used in error messages only.
   ReverseLineReader(int fd, off_t size, std::string name,
-                    std::size_t block_size = kDefaultBlockSize);
+                    std::size_t block_size = kDefaultBlockSize, ReadMode mode = ReadMode::kAuto);
   ~ReverseLineReader();
   // The read-ahead thread writes into the reader: it stays where it was made.
   ReverseLineReader(const ReverseLineReader&) = delete;
@@ -125,8 +161,31 @@ class ReverseLineReader {
   // `take(const Line&)` must not call into the reader. `take` is taken by value: the reader's
   // own copy can live in registers, where one reached through a reference is stored at every
   // change and reloaded after it (any byte read from the block might alias it).
+  //
+  // In the part a scan_older_part() indexed, a `take` with a `pass(const Line&)` is offered only
+  // the lines the index names and the first of a run, and passes over the others as a block: it
+  // is told the oldest of them by pass(), and must then act as if it had taken each. That holds
+  // for a `take` whose answer for a line depends only on the line and the one after it (given
+  // that it took that one), as the scan's did.
   template <class Take>
   Run skip_while(Take take);
+
+  // Whether the reader reads in place (and scan_older_part() can work).
+  bool mapped() const noexcept { return map_ != nullptr; }
+
+  // Scans the older part of a mapped file on a second thread while the caller reads the newer:
+  // splits the file at the start of a line near `fraction` of its size and calls
+  // `scan(part, after)` there, with `part` a reader of the lines before the split and `after`
+  // the first line after it. The scan marks the lines it wants skip_while() to offer again with
+  // part.mark(line), and returns when part.mark() or part.next() says to stop. Does nothing on a
+  // file read by copy, or one without a line end to split at. `scan` must not throw, and what
+  // it uses must outlive this reader (which joins the thread when it reaches the part, or when
+  // it is destroyed).
+  using PartScan = std::function<void(ReverseLineReader& part, std::string_view after)>;
+  void scan_older_part(double fraction, PartScan scan);
+  // For a scan: records `line` (just handed out by next()) as one to offer again. False when the
+  // scan should stop: the index is full, or the reader it serves is going away.
+  bool mark(const Line& line);
 
   // Whether skip_while() may find line ends with AVX2 where the processor has it (the default);
   // tests turn it off to run the portable way too.
@@ -134,10 +193,14 @@ class ReverseLineReader {
 
   // Lines handed out so far; the file's line count once next() has returned nullopt.
   std::uint64_t line_count() const noexcept { return lines_; }
-  // Bytes read from the file so far.
+  // Bytes read from the file so far (in place: the bytes the reader moved its block over).
   std::uint64_t bytes_read() const noexcept { return bytes_read_; }
 
  private:
+  // A reader of the first `size` bytes of `map`, for scan_older_part().
+  ReverseLineReader(std::shared_ptr<const MappedFile> map, std::size_t size, std::string name,
+                    std::size_t block_size, SkipIndex* index, const std::atomic<bool>* stop);
+
   template <class Take>
   Run skip_lines(Take take);
 #if DISKFAULT_AVX2
@@ -145,8 +208,10 @@ class ReverseLineReader {
   Run skip_lines_avx2(Take take);
   static bool avx2() noexcept { return cpu_has_avx2() && avx2_allowed_; }
 #endif
+  template <class Take>
+  Run skip_indexed(Take& take);
   static inline bool avx2_allowed_ = true;
-  // The line data[begin, end) of buffer_'s `data`, without a '\r' at its end, numbered `ahead`
+  // The line data[begin, end) of the block at `data`, without a '\r' at its end, numbered `ahead`
   // lines after the next one handed out.
   [[gnu::always_inline]] Line line_between(const char* data, std::size_t begin, std::size_t end,
                                            std::uint64_t ahead = 0) const {
@@ -159,7 +224,7 @@ class ReverseLineReader {
     Run run{taken, {}, {}};
     if (taken == 0) return run;  // next() finds the refused line again
     // The run's ends are found again here, once per run, rather than kept at every line.
-    const char* data = buffer_.data();
+    const char* data = data_;
     const std::size_t oldest = cursor + 1;
     const void* before_newest = ::memrchr(data + oldest, '\n', cursor_ - oldest);
     const void* after_oldest = ::memchr(data + oldest, '\n', cursor_ - oldest);
@@ -172,19 +237,29 @@ class ReverseLineReader {
     return run;
   }
   std::size_t offset_in(const void* p) const {
-    return static_cast<std::size_t>(static_cast<const char*>(p) - buffer_.data());
+    return static_cast<std::size_t>(static_cast<const char*>(p) - data_);
   }
 
   void refill();
+  // refill() for a mapped file: the block moves back over the mapping.
+  void slide();
+  // Moves the block of a mapped file so that it ends at `end` (a place in the file) and starts
+  // at a page boundary at or before it, with no line handed out from it yet. Releases nothing.
+  void move_block_to(std::size_t end);
+  // Gives back the mapped pages well past the block at hand. Lines handed out from them stay
+  // readable (a page is mapped again if touched), but one touched after its release stays mapped.
+  void release_passed();
+  // Waits for the scan of the older part, once, when the reader reaches it; rethrows what the
+  // scan's reader met.
+  void join_part();
   // Reads the `size` bytes at `at` into `buffer`, asking the kernel first to read ahead of them
   // where they were not in the page cache.
   void read_block(char* buffer, std::size_t size, off_t at);
-  // The newline that ends the line before the one ending at cursor_, if the buffer's unscanned
+  // The newline that ends the line before the one ending at cursor_, if the block's unscanned
   // part holds it.
   const char* newline_before_cursor() const {
     const std::size_t search = std::min(cursor_, unscanned_);
-    return search != 0 ? static_cast<const char*>(::memrchr(buffer_.data(), '\n', search))
-                       : nullptr;
+    return search != 0 ? static_cast<const char*>(::memrchr(data_, '\n', search)) : nullptr;
   }
   // How much to read before offset_ when the partial line carried is `partial` bytes long.
   std::size_t block_for(std::size_t partial) const;
@@ -200,19 +275,38 @@ class ReverseLineReader {
   using Block = std::vector<char, PageAlignedAllocator<char>>;
   static_assert(static_cast<std::size_t>(PageAlignedAllocator<char>::kAlignment) == kPage);
 
-  Block buffer_;
-  off_t offset_;            // file offset of buffer_[0]
-  std::size_t cursor_ = 0;  // buffer_[0, cursor_) is not handed out yet
-  // buffer_[0, unscanned_) may hold newlines; past it, up to cursor_, lies a partial line that
+  std::shared_ptr<const MappedFile> map_;  // null when the file is read by copy
+  Block buffer_;                           // the block at hand, when copied
+  const char* data_ = nullptr;             // the block at hand: buffer_, or the mapping at offset_
+  std::size_t readable_ = 0;               // bytes that may be loaded from data_ on
+  off_t offset_;                           // file offset of data_[0]
+  std::size_t cursor_ = 0;                 // data_[0, cursor_) is not handed out yet
+  // data_[0, unscanned_) may hold newlines; past it, up to cursor_, lies a partial line that
   // was searched already (a long line is searched once, not once per block).
   std::size_t unscanned_ = 0;
   bool started_ = false;
   bool finished_ = false;
   std::uint64_t lines_ = 0;
   std::uint64_t bytes_read_ = 0;
+  std::size_t released_ = 0;  // the mapping from here to its end is given back
   // Used by whichever thread reads: this one until the worker starts, the worker after.
   bool nowait_ = true;  // pread_cached() works on this file
   BackwardReadahead readahead_;
+
+  // The older part's scan: where the part ends, the lines of the newer part (known once the
+  // block passes the split), the index the scan builds, and how far skip_while() has used it.
+  std::size_t part_end_ = 0;  // 0: no part
+  std::uint64_t newer_lines_ = 0;
+  SkipIndex part_index_;
+  bool part_joined_ = false;
+  bool indexed_ = false;  // skip_while() uses part_index_
+  std::size_t next_break_ = 0;
+  std::atomic<bool> part_stop_{false};
+  std::exception_ptr part_error_;
+  // For a part's own reader: the index it marks lines in, and its owner's wish that it stop.
+  SkipIndex* marking_ = nullptr;
+  const std::atomic<bool>* stop_ = nullptr;
+
   // Reading ahead: one worker thread, started with the first read ahead, and one request at a
   // time, handed over under mu_.
   Block spare_;  // the block being read ahead
@@ -223,12 +317,19 @@ class ReverseLineReader {
   off_t ahead_at_ = 0;  // where the requested read starts, and how much it reads
   std::size_t ahead_size_ = 0;
   std::exception_ptr ahead_error_;
-  std::thread worker_;  // last: it starts after, and is joined before, what it uses goes away
+  std::thread worker_;       // these last: they start after, and are joined before, what they
+  std::thread part_thread_;  // use goes away
 };
 
 template <class Take>
 ReverseLineReader::Run ReverseLineReader::skip_while(Take take) {
   if (!started_ || finished_) return {};  // next() reads the first block and ends the file
+  if (part_end_ != 0 && static_cast<std::size_t>(offset_) + cursor_ < part_end_) {
+    if (!part_joined_) join_part();
+    if constexpr (requires(Take & t, const Line& line) { t.pass(line); }) {
+      if (indexed_) return skip_indexed(take);
+    }
+  }
 #if DISKFAULT_AVX2
   if (avx2()) return skip_lines_avx2(std::move(take));
 #endif
@@ -238,7 +339,7 @@ ReverseLineReader::Run ReverseLineReader::skip_while(Take take) {
 template <class Take>
 ReverseLineReader::Run ReverseLineReader::skip_lines(Take take) {
   // In locals: members would be stored and reloaded around every call.
-  const char* const data = buffer_.data();
+  const char* const data = data_;
   std::size_t cursor = cursor_;
   std::size_t search = std::min(cursor_, unscanned_);  // data[search, cursor) holds no newline
   std::uint64_t taken = 0;
@@ -252,6 +353,58 @@ ReverseLineReader::Run ReverseLineReader::skip_lines(Take take) {
     search = newline;
   }
   return end_run(taken, cursor);
+}
+
+// skip_while() in the indexed part: the lines between two the index names were each taken after
+// the line that follows them, as they would be again, so `take` is offered only the named lines
+// and the first of the run. Works on places in the file, and leaves the block at the run's end.
+template <class Take>
+ReverseLineReader::Run ReverseLineReader::skip_indexed(Take& take) {
+  // Here, not at the end: the caller reads the run's newest line after it, which a release then
+  // would map again, past the reach of the next release.
+  release_passed();
+  const char* const file = map_->data();
+  const std::vector<SkipIndex::Break>& breaks = part_index_.breaks;
+  std::size_t cursor = static_cast<std::size_t>(offset_) + cursor_;  // the offered line ends here
+  std::size_t k = next_break_;
+  std::uint64_t taken = 0;
+  Run run;
+  for (;;) {
+    while (k < breaks.size() && breaks[k].begin > cursor) ++k;
+    if (k == breaks.size()) {  // past the index's last line: an index cut short
+      indexed_ = false;
+      break;
+    }
+    const void* newline = ::memrchr(file, '\n', cursor);
+    if (newline == nullptr) break;  // the file's first line: next() hands it out
+    const std::size_t begin =
+        static_cast<std::size_t>(static_cast<const char*>(newline) - file) + 1;
+    const Line line = line_between(file, begin, cursor, taken);
+    if (!take(line)) break;
+    if (taken++ == 0) run.newest = line.text;
+    run.oldest = line.text;
+    cursor = begin - 1;
+    if (breaks[k].begin == begin) ++k;  // it was named itself
+    if (k == breaks.size() || breaks[k].newline == cursor) continue;
+    // The lines after the next named one, up to this one, were all taken in the scan.
+    const SkipIndex::Break& named = breaks[k];
+    const std::uint64_t number = lines_ + taken - newer_lines_;  // this line's, in the part
+    const std::uint64_t between = named.from_end - number - 1;
+    const std::size_t first = named.newline + 1;
+    const void* end = ::memchr(file + first, '\n', cursor - first);
+    const std::size_t last =
+        end ? static_cast<std::size_t>(static_cast<const char*>(end) - file) : cursor;
+    const Line oldest = line_between(file, first, last, taken + between - 1);
+    take.pass(oldest);
+    taken += between;
+    run.oldest = oldest.text;
+    cursor = named.newline;
+  }
+  next_break_ = k;
+  run.lines = taken;
+  lines_ += taken;
+  move_block_to(cursor);
+  return run;
 }
 
 #if DISKFAULT_AVX2
@@ -273,13 +426,13 @@ ReverseLineReader::Run ReverseLineReader::skip_lines(Take take) {
 // a plain function into one built for AVX2.
 template <class Take>
 [[gnu::target("avx2")]] ReverseLineReader::Run ReverseLineReader::skip_lines_avx2(Take take) {
-  const char* const data = buffer_.data();
+  const char* const data = data_;
   std::size_t cursor = cursor_;
   const std::size_t search = std::min(cursor_, unscanned_);  // data[search, cursor): no newline
   std::size_t chunk = search & ~std::size_t{63};  // the 64 bytes `bits` describes start here
   std::uint64_t bits = 0;                         // their newlines before `search`, not yet used
   if (const std::size_t part = search - chunk; part != 0) {
-    if (chunk + 64 <= buffer_.size()) {
+    if (chunk + 64 <= readable_) {
       bits = avx2_newlines(data + chunk) & ((std::uint64_t{1} << part) - 1);
     } else {  // the buffer ends before 64 bytes do
       for (std::size_t i = 0; i < part; ++i) bits |= std::uint64_t{data[chunk + i] == '\n'} << i;

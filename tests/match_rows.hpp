@@ -13,12 +13,14 @@
 namespace diskfault::test {
 
 // Every match the matcher yields for the log at `path` read as `format` in blocks of `block`
-// bytes, one row each: type, rule, line, time, text and captures.
+// bytes (copied or in place, as `mode` says), one row each: type, rule, line, time, text and
+// captures.
 inline std::vector<std::string> match_rows(const std::string& path, LogFormat format,
                                            std::size_t block, const RuleSet& rules,
-                                           MatchOptions options, Want want) {
+                                           MatchOptions options, Want want,
+                                           ReadMode mode = ReadMode::kAuto) {
   Source source = open_source(path);
-  ReverseLineReader reader(source.fd.get(), source.size, source.name, block);
+  ReverseLineReader reader(source.fd.get(), source.size, source.name, block, mode);
   auto matcher = match_lines(reader, format, rules, options);
   std::vector<std::string> rows;
   while (Match* m = matcher.send(want)) {

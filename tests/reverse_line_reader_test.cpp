@@ -15,12 +15,14 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "file_descriptor.hpp"
 #include "test_support.hpp"
 
 using diskfault::BackwardReadahead;
+using diskfault::ReadMode;
 using diskfault::ReverseLineReader;
 using diskfault::test::TempDir;
 
@@ -48,11 +50,12 @@ std::vector<std::string> forward_split(const std::string& data) {
 }
 
 std::vector<std::string> read_backwards(const std::string& path, std::size_t block,
-                                        std::uint64_t* count = nullptr) {
+                                        std::uint64_t* count = nullptr,
+                                        ReadMode mode = ReadMode::kAuto) {
   int fd = ::open(path.c_str(), O_RDONLY);
   REQUIRE(fd >= 0);
   off_t size = ::lseek(fd, 0, SEEK_END);
-  ReverseLineReader reader(fd, size, path, block);
+  ReverseLineReader reader(fd, size, path, block, mode);
   std::vector<std::string> lines;
   std::uint64_t expected_from_end = 1;
   while (auto line = reader.next()) {
@@ -108,11 +111,14 @@ TEST_CASE("the reverse reader agrees with a forward split on random inputs at ev
     std::string path = dir.write("random.log", data);
     auto expected = forward_split(data);
     for (std::size_t block : {1u, 2u, 3u, 7u, 64u, 65536u}) {
-      CAPTURE(round);
-      CAPTURE(block);
-      std::uint64_t count = 0;
-      CHECK(read_backwards(path, block, &count) == expected);
-      CHECK(count == expected.size());
+      for (ReadMode mode : {ReadMode::kCopy, ReadMode::kMapped}) {
+        CAPTURE(round);
+        CAPTURE(block);
+        CAPTURE(static_cast<int>(mode));
+        std::uint64_t count = 0;
+        CHECK(read_backwards(path, block, &count, mode) == expected);
+        CHECK(count == expected.size());
+      }
     }
   }
 }
@@ -138,20 +144,26 @@ TEST_CASE("lines taken in runs by skip_while and one by one by next() are the fi
     std::string path = dir.write("random.log", data);
     auto expected = forward_split(data);
     std::reverse(expected.begin(), expected.end());
-    for (auto [block, avx2] : {std::pair{1u, true},
-                               {5u, true},
-                               {64u, true},
-                               {65536u, true},
-                               {1u, false},
-                               {64u, false},
-                               {65536u, false}}) {
+    for (auto [block, avx2, mode] : {std::tuple{1u, true, ReadMode::kCopy},
+                                     {5u, true, ReadMode::kCopy},
+                                     {64u, true, ReadMode::kCopy},
+                                     {65536u, true, ReadMode::kCopy},
+                                     {1u, false, ReadMode::kCopy},
+                                     {64u, false, ReadMode::kCopy},
+                                     {65536u, false, ReadMode::kCopy},
+                                     {1u, true, ReadMode::kMapped},
+                                     {64u, true, ReadMode::kMapped},
+                                     {65536u, true, ReadMode::kMapped},
+                                     {64u, false, ReadMode::kMapped}}) {
       CAPTURE(round);
       CAPTURE(block);
       CAPTURE(avx2);
+      CAPTURE(static_cast<int>(mode));
       ReverseLineReader::allow_avx2(avx2);  // where the processor has it: both ways
       int fd = ::open(path.c_str(), O_RDONLY);
       REQUIRE(fd >= 0);
-      ReverseLineReader reader(fd, static_cast<off_t>(data.size()), path, block);
+      ReverseLineReader reader(fd, static_cast<off_t>(data.size()), path, block, mode);
+      REQUIRE(reader.mapped() == (mode == ReadMode::kMapped && !data.empty()));
       std::vector<std::string> got;
       std::string refused;
       bool any_refused = false;
@@ -243,6 +255,134 @@ TEST_CASE("a file that shrinks while it is read is an error that names it") {
       },
       std::system_error);
   ::close(fd);
+}
+
+TEST_CASE("a mapped file that shrinks while it is read is an error that names it, not SIGBUS") {
+  TempDir dir;
+  const std::string data =
+      repeated("[    1.000000] usb 1-1: new high-speed USB device\n", 64 * 1024);
+  std::string path = dir.write("shrink.log", data);
+  for (bool skipping : {false, true}) {
+    CAPTURE(skipping);
+    path = dir.write("shrink.log", data);
+    int fd = ::open(path.c_str(), O_RDWR);
+    REQUIRE(fd >= 0);
+    ReverseLineReader reader(fd, static_cast<off_t>(data.size()), path, 4096, ReadMode::kMapped);
+    REQUIRE(reader.mapped());
+    REQUIRE(reader.next());
+    // Pages past the new end now fault with SIGBUS: the reader must say so instead of dying, or
+    // of handing out zeros as lines.
+    REQUIRE(::ftruncate(fd, 100) == 0);
+    std::string what;
+    try {
+      for (;;) {
+        if (skipping) reader.skip_while([](const diskfault::Line&) { return true; });
+        auto line = reader.next();
+        if (!line) break;
+        CHECK(line->text.find('\0') == std::string_view::npos);
+      }
+    } catch (const std::system_error& e) {
+      what = e.what();
+    }
+    CHECK(what.find("file shrank while reading " + path) != std::string::npos);
+    ::close(fd);
+  }
+}
+
+// A skip_while() test whose answer depends on the line alone: it refuses lines that start
+// with 'x'. With `expected` (the file's lines, newest first), it checks each line offered and
+// counts the offers and what pass() tells it.
+struct RefuseX {
+  const std::vector<std::string>* expected = nullptr;
+  std::uint64_t* seen = nullptr;     // lines taken or passed so far
+  std::uint64_t* offered = nullptr;  // offers
+  std::vector<std::string>* passed = nullptr;
+
+  static bool takes(std::string_view text) { return text.empty() || text.front() != 'x'; }
+  bool operator()(const diskfault::Line& line) const {
+    if (expected == nullptr) return takes(line.text);
+    ++*offered;
+    CHECK(line.from_end == *seen + 1);
+    CHECK(line.text == (*expected)[*seen]);
+    const bool take = takes(line.text);
+    if (take) ++*seen;
+    return take;
+  }
+  void pass(const diskfault::Line& line) const {
+    if (expected == nullptr) return;
+    passed->emplace_back(line.text);
+    *seen = line.from_end;
+  }
+};
+
+TEST_CASE("in a part scanned on the second thread, skip_while offers only the lines marked") {
+  TempDir dir;
+  std::mt19937 rng(20261127);
+  for (int round = 0; round < 60; ++round) {
+    // Lines that start with 'x' now and then; a few rounds refuse so many that the index fills.
+    const bool crowded = round >= 57;
+    std::string data;
+    const std::size_t lines = crowded ? 200000 + rng() % 1000 : 1 + rng() % 3000;
+    for (std::size_t i = 0; i < lines; ++i) {
+      data += (crowded ? rng() % 8 != 0 : rng() % 40 == 0) ? "x" : "a";
+      data += std::string(rng() % 30, 'b');
+      data += rng() % 20 ? "\n" : "\r\n";
+    }
+    if (rng() % 2) data.pop_back();  // no final newline
+    const std::string path = dir.write("part.log", data);
+    auto expected = forward_split(data);
+    std::reverse(expected.begin(), expected.end());
+    for (std::size_t block : {64u, 4096u, 65536u}) {
+      CAPTURE(round);
+      CAPTURE(block);
+      int fd = ::open(path.c_str(), O_RDONLY);
+      REQUIRE(fd >= 0);
+      ReverseLineReader reader(fd, static_cast<off_t>(data.size()), path, block, ReadMode::kMapped);
+      std::uint64_t marked = 0, offered = 0;
+      reader.scan_older_part(crowded ? 0.7 : 0.3 + 0.4 * (rng() % 100) / 100.0,
+                             [&marked](ReverseLineReader& part, std::string_view) {
+                               for (;;) {
+                                 part.skip_while(RefuseX{});
+                                 auto line = part.next();
+                                 if (!line || !part.mark(*line)) return;
+                                 ++marked;
+                               }
+                             });
+      std::vector<std::string> passed;
+      std::uint64_t seen = 0;  // lines accounted for, newest first
+      for (;;) {
+        passed.clear();
+        const std::uint64_t before = seen;
+        const auto run = reader.skip_while(RefuseX{&expected, &seen, &offered, &passed});
+        // Lines passed over are told by their oldest, each passing a stretch of the run.
+        for (const std::string& text : passed) {
+          CHECK(std::find(expected.begin() + static_cast<std::ptrdiff_t>(before),
+                          expected.begin() + static_cast<std::ptrdiff_t>(seen),
+                          text) != expected.begin() + static_cast<std::ptrdiff_t>(seen));
+        }
+        CHECK(run.lines == seen - before);
+        CHECK(reader.line_count() == seen);
+        if (run.lines != 0) {
+          CHECK(run.newest == expected[seen - run.lines]);
+          CHECK(run.oldest == expected[seen - 1]);
+        }
+        // None of the lines a run passes over would have been refused.
+        for (std::uint64_t i = seen - run.lines; i < seen; ++i) {
+          CHECK((expected[i].empty() || expected[i].front() != 'x'));
+        }
+        auto line = reader.next();
+        if (!line) break;
+        CHECK(line->from_end == ++seen);
+        CHECK(line->text == expected[seen - 1]);
+      }
+      CHECK(seen == expected.size());
+      if (crowded) CHECK(marked == diskfault::SkipIndex::kMaxBreaks);
+      // The index spared the first thread most offers in the part (at least 30% of the file),
+      // unless it had to give up, or the scan's blocks were so small that it marked most lines.
+      if (!crowded && lines > 1000 && block >= 4096) CHECK(offered < lines * 8 / 10);
+      ::close(fd);
+    }
+  }
 }
 
 TEST_CASE("blocks read ahead on the second thread give the same lines, long lines included") {

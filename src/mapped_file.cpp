@@ -1,0 +1,151 @@
+// MappedFile: mmap with a SIGBUS handler that turns a vanished page into an error.
+#include "mapped_file.hpp"
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <mutex>
+#include <system_error>
+#include <utility>
+
+namespace diskfault {
+namespace {
+
+// The mappings the handler may mend. Lock-free, as a signal handler reads it: a slot is claimed
+// by its `end`, published by its `begin`, and withdrawn in the reverse order.
+struct Guarded {
+  std::atomic<std::uintptr_t> begin{0};
+  std::atomic<std::uintptr_t> end{0};
+  std::atomic<bool> damaged{false};
+};
+std::array<Guarded, 8> guarded;
+static_assert(std::atomic<std::uintptr_t>::is_always_lock_free);
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+struct sigaction previous_action;
+std::uintptr_t page_size = 4096;
+
+void on_sigbus(int, siginfo_t* info, void*) {
+  const auto at = reinterpret_cast<std::uintptr_t>(info->si_addr);
+  for (Guarded& g : guarded) {
+    if (at >= g.begin.load(std::memory_order_acquire) &&
+        at < g.end.load(std::memory_order_acquire)) {
+      // The faulting load runs again on return, and now reads zeros.
+      void* page = reinterpret_cast<void*>(at & ~(page_size - 1));
+      if (::mmap(page, page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) !=
+          MAP_FAILED) {
+        g.damaged.store(true, std::memory_order_release);
+        return;
+      }
+    }
+  }
+  // Not ours: the load faults again, and goes where it would have gone without this handler.
+  ::sigaction(SIGBUS, &previous_action, nullptr);
+}
+
+// Claims a slot for [data, data + size) and makes sure the handler is installed; -1 when every
+// slot is taken or the handler cannot be installed.
+int guard(const char* data, std::size_t size) {
+  static std::once_flag installed;
+  static bool ready = false;
+  std::call_once(installed, [] {
+    page_size = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    struct sigaction action {};
+    action.sa_sigaction = on_sigbus;
+    action.sa_flags = SA_SIGINFO;
+    sigemptyset(&action.sa_mask);
+    ready = ::sigaction(SIGBUS, &action, &previous_action) == 0;
+  });
+  if (!ready) return -1;
+  const auto begin = reinterpret_cast<std::uintptr_t>(data);
+  for (std::size_t i = 0; i < guarded.size(); ++i) {
+    std::uintptr_t free = 0;
+    if (guarded[i].end.compare_exchange_strong(free, begin + size)) {
+      guarded[i].damaged.store(false);
+      guarded[i].begin.store(begin, std::memory_order_release);
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
+}
+
+void unguard(int slot) {
+  guarded[slot].begin.store(0, std::memory_order_release);
+  guarded[slot].end.store(0, std::memory_order_release);
+}
+
+// Whether the page cache holds a sample of the mapping's pages: its first and last, and 30
+// spread between. A sample, as asking for every page of a large log takes longer than it saves.
+bool looks_cached(const char* data, std::size_t size) {
+  constexpr std::size_t kSamples = 32;
+  const std::size_t pages = (size + page_size - 1) / page_size;
+  for (std::size_t i = 0; i < kSamples; ++i) {
+    const std::size_t page = pages == 1 ? 0 : i * (pages - 1) / (kSamples - 1);
+    unsigned char resident = 0;
+    if (::mincore(const_cast<char*>(data) + page * page_size, page_size, &resident) != 0 ||
+        (resident & 1) == 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+MappedFile::MappedFile(int fd, char* data, std::size_t size, std::string name, int slot)
+    : fd_(fd), data_(data), size_(size), name_(std::move(name)), slot_(slot) {}
+
+MappedFile::~MappedFile() {
+  unguard(slot_);
+  ::munmap(data_, size_);
+}
+
+std::unique_ptr<MappedFile> MappedFile::map_if_cached(int fd, off_t size, std::string name) {
+  return map_file(fd, size, std::move(name), true);
+}
+
+std::unique_ptr<MappedFile> MappedFile::map(int fd, off_t size, std::string name) {
+  return map_file(fd, size, std::move(name), false);
+}
+
+std::unique_ptr<MappedFile> MappedFile::map_file(int fd, off_t size, std::string name,
+                                                 bool cached_only) {
+  struct stat st {};
+  if (size <= 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return nullptr;
+  const auto bytes = static_cast<std::size_t>(size);
+  void* data = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
+  if (data == MAP_FAILED) return nullptr;
+  char* const start = static_cast<char*>(data);
+  const int slot = guard(start, bytes);
+  if (slot < 0 || (cached_only && !looks_cached(start, bytes))) {
+    if (slot >= 0) unguard(slot);
+    ::munmap(data, bytes);
+    return nullptr;
+  }
+  return std::unique_ptr<MappedFile>(new MappedFile(fd, start, bytes, std::move(name), slot));
+}
+
+void MappedFile::check() const {
+  if (!guarded[slot_].damaged.load(std::memory_order_acquire)) return;
+  struct stat st {};
+  if (::fstat(fd_, &st) == 0 && st.st_size < static_cast<off_t>(size_)) {
+    throw std::system_error(EIO, std::generic_category(), "file shrank while reading " + name_);
+  }
+  throw std::system_error(EIO, std::generic_category(), "cannot read " + name_);
+}
+
+void MappedFile::release(std::size_t from, std::size_t to) const noexcept {
+  const std::uintptr_t base = reinterpret_cast<std::uintptr_t>(data_);
+  const std::uintptr_t first = (base + from + page_size - 1) & ~(page_size - 1);
+  const std::uintptr_t last = (base + to) & ~(page_size - 1);
+  if (first >= last) return;
+  ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
+}  // namespace diskfault

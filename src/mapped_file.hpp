@@ -1,0 +1,57 @@
+// A log mapped into memory for reading in place, safe against a file that shrinks underneath.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+namespace diskfault {
+
+// A regular file mapped read-only, for a reader that would otherwise copy every byte out of the
+// page cache. A mapped file that is truncated while it is read (logrotate's `copytruncate`), or
+// whose pages the disk cannot deliver, would kill the process with SIGBUS: while a MappedFile
+// lives, a SIGBUS handler lays a page of zeros over the faulting page of any mapping made here,
+// and the file is marked damaged; check() then throws, and the reader stops before it uses the
+// zeros. Signals in other memory go to whatever handled SIGBUS before.
+class MappedFile {
+ public:
+  // Maps the first `size` bytes of `fd` if it is a regular file whose pages the page cache holds
+  // (a sample of them: a log the disk must deliver is read faster with pread and read-ahead, and
+  // cannot fail under a mapping); otherwise nullptr. `name` is for error messages.
+  static std::unique_ptr<MappedFile> map_if_cached(int fd, off_t size, std::string name);
+  // The same, whether or not the page cache holds the file (tests), nullptr only for a file that
+  // cannot be mapped.
+  static std::unique_ptr<MappedFile> map(int fd, off_t size, std::string name);
+
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const char* data() const noexcept { return data_; }
+  std::size_t size() const noexcept { return size_; }
+
+  // Throws std::system_error naming the file if a page of it could not be read since the
+  // mapping was made: "file shrank while reading" where it is now shorter, else EIO. Bytes read
+  // from the mapping are the file's only if this did not throw after they were read.
+  void check() const;
+
+  // Lets the kernel drop this process's mapping of the whole pages within [from, to) (they stay
+  // in the page cache, and are mapped again if touched): the resident memory of a reader that
+  // walks a large file stays bounded.
+  void release(std::size_t from, std::size_t to) const noexcept;
+
+ private:
+  MappedFile(int fd, char* data, std::size_t size, std::string name, int slot);
+  static std::unique_ptr<MappedFile> map_file(int fd, off_t size, std::string name,
+                                              bool cached_only);
+
+  int fd_;
+  char* data_;
+  std::size_t size_;
+  std::string name_;
+  int slot_;  // in the SIGBUS handler's table
+};
+
+}  // namespace diskfault
