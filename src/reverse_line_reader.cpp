@@ -153,35 +153,33 @@ void ReverseLineReader::scan_older_part(double fraction, PartScan scan) {
   const std::size_t after_size =
       (after_end ? static_cast<const char*>(after_end) : file + map_->size()) - (file + part_end_);
   const std::string_view after(file + part_end_, after_size);
+  indexed_ = true;
   part_thread_ = std::thread([this, scan = std::move(scan), after] {
     try {
       ReverseLineReader part(map_, part_end_, name_, block_size_, &part_index_, &part_stop_);
       scan(part, after);
-      part_index_.complete = part.finished_ && part_index_.breaks.size() < SkipIndex::kMaxBreaks;
     } catch (...) {
       part_error_ = std::current_exception();  // the reader's thread rethrows it
     }
+    part_index_.finish();
   });
 }
 
 bool ReverseLineReader::mark(const Line& line) {
-  if (marking_->breaks.size() >= SkipIndex::kMaxBreaks || stop_->load(std::memory_order_relaxed)) {
-    return false;
-  }
+  if (stop_->load(std::memory_order_relaxed)) return false;
   const char* file = map_->data();
   const auto begin = static_cast<std::uint64_t>(line.text.data() - file);
   std::uint64_t newline = begin + line.text.size();
   if (newline < map_->size() && file[newline] == '\r') ++newline;
-  marking_->breaks.push_back({begin, newline, line.from_end});
-  return true;
+  return marking_->add({begin, newline, line.from_end});
 }
 
-void ReverseLineReader::join_part() {
-  part_joined_ = true;
-  if (!part_thread_.joinable()) return;
-  part_thread_.join();
+bool ReverseLineReader::await_break(std::size_t k) {
+  if (part_index_.wait_for(k)) return true;
+  // The scan is done: what it met is visible now, and an error is the reader's to report.
   if (part_error_) std::rethrow_exception(std::exchange(part_error_, nullptr));
-  indexed_ = part_index_.complete || !part_index_.breaks.empty();
+  indexed_ = false;
+  return false;
 }
 
 void ReverseLineReader::read_block(char* buffer, std::size_t size, off_t at) {

@@ -87,20 +87,55 @@ class BackwardReadahead {
   off_t cold_until_ = kNowhere;  // blocks that start past this keep the asking going
 };
 
-// What a scan of the older part of a file on a second thread found, for skip_while() on the
+// What a scan of the older part of a file on a second thread finds, for skip_while() on the
 // first: the lines the scan's `take` refused or did not see, newest first. Every other line of
-// the part was taken when offered after the line that follows it.
-struct SkipIndex {
+// the part was taken when offered after the line that follows it. Published as it grows: the
+// first thread may use the marks made so far while the scan goes on.
+class SkipIndex {
+ public:
   struct Break {
-    std::uint64_t begin = 0;     // where the line starts in the file
-    std::uint64_t newline = 0;   // where the newline that ends it is
-    std::uint64_t from_end = 0;  // its number from the end of the part (1 for the part's last)
+    std::uint64_t begin;     // where the line starts in the file
+    std::uint64_t newline;   // where the newline that ends it is
+    std::uint64_t from_end;  // its number from the end of the part (1 for the part's last)
   };
-  // Past this many, the scan gives up: the index's memory stays bounded on a log whose every
-  // line is refused (where it would not pay anyway).
+  // Past this many, the scan stops, and the part's lines before its last mark are read as if
+  // there were no index: memory stays bounded on a log whose every line is refused. Room for
+  // them is reserved at once, but only the pages written become resident.
   static constexpr std::size_t kMaxBreaks = std::size_t{1} << 16;
-  std::vector<Break> breaks;
-  bool complete = false;  // the scan reached the start of the file
+
+  SkipIndex() : breaks_(new Break[kMaxBreaks]) {}
+
+  // The scan's side. False when full.
+  bool add(const Break& b) {
+    const std::uint64_t n = state_.load(std::memory_order_relaxed);
+    if (n == kMaxBreaks) return false;
+    breaks_[n] = b;
+    state_.store(n + 1, std::memory_order_release);
+    state_.notify_one();
+    return true;
+  }
+  // Ends the index: the scan reached the start of the file, or stopped.
+  void finish() {
+    state_.store(state_.load(std::memory_order_relaxed) | kDone, std::memory_order_release);
+    state_.notify_one();
+  }
+
+  // The reading side: waits until break `k` is there or the index is finished. Whether it is.
+  bool wait_for(std::size_t k) {
+    for (;;) {
+      const std::uint64_t state = state_.load(std::memory_order_acquire);
+      if ((state & ~kDone) > k) return true;
+      if (state & kDone) return false;
+      state_.wait(state, std::memory_order_acquire);
+    }
+  }
+  // Break `k`, once wait_for(k) said it is there.
+  const Break& operator[](std::size_t k) const { return breaks_[k]; }
+
+ private:
+  static constexpr std::uint64_t kDone = std::uint64_t{1} << 63;
+  std::unique_ptr<Break[]> breaks_;      // default-initialised: not written, not resident
+  std::atomic<std::uint64_t> state_{0};  // breaks published, and kDone once finished
 };
 
 // How a reader gets its bytes.
@@ -177,10 +212,12 @@ class ReverseLineReader {
   // splits the file at the start of a line near `fraction` of its size and calls
   // `scan(part, after)` there, with `part` a reader of the lines before the split and `after`
   // the first line after it. The scan marks the lines it wants skip_while() to offer again with
-  // part.mark(line), and returns when part.mark() or part.next() says to stop. Does nothing on a
-  // file read by copy, or one without a line end to split at. `scan` must not throw, and what
-  // it uses must outlive this reader (which joins the thread when it reaches the part, or when
-  // it is destroyed).
+  // part.mark(line), and returns when part.mark() or part.next() says to stop; skip_while() uses
+  // the marks as they are made, waiting for the next where it has caught up. What the scan
+  // throws (its reader's errors) skip_while() rethrows when it runs out of marks. Does nothing
+  // on a file read by copy, one without a line end to split at, or after the first line is
+  // read. What `scan` uses must outlive this reader, which stops and joins the thread when it
+  // is destroyed.
   using PartScan = std::function<void(ReverseLineReader& part, std::string_view after)>;
   void scan_older_part(double fraction, PartScan scan);
   // For a scan: records `line` (just handed out by next()) as one to offer again. False when the
@@ -249,9 +286,9 @@ class ReverseLineReader {
   // Gives back the mapped pages well past the block at hand. Lines handed out from them stay
   // readable (a page is mapped again if touched), but one touched after its release stays mapped.
   void release_passed();
-  // Waits for the scan of the older part, once, when the reader reaches it; rethrows what the
-  // scan's reader met.
-  void join_part();
+  // For skip_indexed(): waits until the scan has marked its `k`th line; false if it never will.
+  // Rethrows what the scan met.
+  bool await_break(std::size_t k);
   // Reads the `size` bytes at `at` into `buffer`, asking the kernel first to read ahead of them
   // where they were not in the page cache.
   void read_block(char* buffer, std::size_t size, off_t at);
@@ -298,7 +335,6 @@ class ReverseLineReader {
   std::size_t part_end_ = 0;  // 0: no part
   std::uint64_t newer_lines_ = 0;
   SkipIndex part_index_;
-  bool part_joined_ = false;
   bool indexed_ = false;  // skip_while() uses part_index_
   std::size_t next_break_ = 0;
   std::atomic<bool> part_stop_{false};
@@ -324,10 +360,9 @@ class ReverseLineReader {
 template <class Take>
 ReverseLineReader::Run ReverseLineReader::skip_while(Take take) {
   if (!started_ || finished_) return {};  // next() reads the first block and ends the file
-  if (part_end_ != 0 && static_cast<std::size_t>(offset_) + cursor_ < part_end_) {
-    if (!part_joined_) join_part();
+  if (indexed_ && static_cast<std::size_t>(offset_) + cursor_ < part_end_) {
     if constexpr (requires(Take & t, const Line& line) { t.pass(line); }) {
-      if (indexed_) return skip_indexed(take);
+      return skip_indexed(take);
     }
   }
 #if DISKFAULT_AVX2
@@ -364,17 +399,14 @@ ReverseLineReader::Run ReverseLineReader::skip_indexed(Take& take) {
   // would map again, past the reach of the next release.
   release_passed();
   const char* const file = map_->data();
-  const std::vector<SkipIndex::Break>& breaks = part_index_.breaks;
+  SkipIndex& breaks = part_index_;
   std::size_t cursor = static_cast<std::size_t>(offset_) + cursor_;  // the offered line ends here
   std::size_t k = next_break_;
   std::uint64_t taken = 0;
   Run run;
   for (;;) {
-    while (k < breaks.size() && breaks[k].begin > cursor) ++k;
-    if (k == breaks.size()) {  // past the index's last line: an index cut short
-      indexed_ = false;
-      break;
-    }
+    while (await_break(k) && breaks[k].begin > cursor) ++k;
+    if (!indexed_) break;  // past the index's last line: an index cut short
     const void* newline = ::memrchr(file, '\n', cursor);
     if (newline == nullptr) break;  // the file's first line: next() hands it out
     const std::size_t begin =
@@ -384,9 +416,9 @@ ReverseLineReader::Run ReverseLineReader::skip_indexed(Take& take) {
     if (taken++ == 0) run.newest = line.text;
     run.oldest = line.text;
     cursor = begin - 1;
-    if (breaks[k].begin == begin) ++k;  // it was named itself
-    if (k == breaks.size() || breaks[k].newline == cursor) continue;
-    // The lines after the next named one, up to this one, were all taken in the scan.
+    if (breaks[k].begin == begin) ++k;  // it was marked itself
+    if (!await_break(k) || breaks[k].newline == cursor) continue;
+    // The lines after the next marked one, up to this one, were all taken in the scan.
     const SkipIndex::Break& named = breaks[k];
     const std::uint64_t number = lines_ + taken - newer_lines_;  // this line's, in the part
     const std::uint64_t between = named.from_end - number - 1;
