@@ -532,9 +532,9 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
   std::string kmsg_device;    // DEVICE=+scsi:... of the record whose continuation lines we passed
   std::string time_text;      // kmsg stamps converted to seconds
   QuietMessages known_quiet;  // for the fast lane
-  if (dmesg_lane && options.second_core) {
-    // The thread reads `rules` until the reader joins it: the caller keeps both alive past this
-    // generator, the rules longest.
+  if (dmesg_lane) {
+    // The thread reads `rules` until the reader joins it, when the reader is destroyed: the
+    // caller's rules outlive its reader, as they outlive this generator.
     reader.scan_older_part(kSecondCoreShare,
                            [&rules](ReverseLineReader& part, std::string_view after) {
                              mark_lines_not_quiet(part, after, rules);

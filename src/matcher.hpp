@@ -44,18 +44,17 @@ struct Match {
 // match once the scan passes the first line of a boot. The first send() starts the walk; the
 // coroutine ends after the first line of the file. `reader` and `rules` are taken by reference
 // and must outlive the coroutine: the caller reads the reader's line count afterwards, and the
-// rules are compiled once and shared by every source.
+// rules are compiled once and shared by every source. On a reader that reads in place the rules
+// must outlive the reader too: a second thread the reader joins when destroyed uses them.
 struct MatchOptions {
   // On a dmesg or syslog log, turn a line away from its stamp and first bytes alone when it can
   // neither match a rule nor restart the clock (most of a log), and on a syslog log a line of
   // another program from its tag and message when none of that program's rules can match it;
   // off, every line takes the full path. Both ways yield the same matches: tests and the fuzzer
-  // hold the one to the other.
+  // hold the one to the other. On a dmesg log the reader reads in place
+  // (ReverseLineReader::mapped(): a large log in the page cache), the lane's test of the older
+  // part also runs on a second thread.
   bool fast_lane = true;
-  // On a dmesg log the reader reads in place (ReverseLineReader::mapped(): a large log in the
-  // page cache), the fast lane's test of the older part runs on a second thread. The same
-  // matches either way.
-  bool second_core = true;
 };
 SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat format,
                                        const RuleSet& rules, MatchOptions options = {});

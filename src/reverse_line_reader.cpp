@@ -122,7 +122,7 @@ void ReverseLineReader::slide() {
 void ReverseLineReader::move_block_to(std::size_t end) {
   map_->check();
   const std::size_t start = end / kPage * kPage;
-  bytes_read_ += static_cast<std::size_t>(offset_) - start;
+  if (start < static_cast<std::size_t>(offset_)) bytes_read_ += offset_ - static_cast<off_t>(start);
   offset_ = static_cast<off_t>(start);
   data_ = map_->data() + start;
   readable_ = map_->size() - start;
@@ -153,15 +153,16 @@ void ReverseLineReader::scan_older_part(double fraction, PartScan scan) {
   const std::size_t after_size =
       (after_end ? static_cast<const char*>(after_end) : file + map_->size()) - (file + part_end_);
   const std::string_view after(file + part_end_, after_size);
+  part_index_ = std::make_unique<SkipIndex>();
   indexed_ = true;
   part_thread_ = std::thread([this, scan = std::move(scan), after] {
     try {
-      ReverseLineReader part(map_, part_end_, name_, block_size_, &part_index_, &part_stop_);
+      ReverseLineReader part(map_, part_end_, name_, block_size_, part_index_.get(), &part_stop_);
       scan(part, after);
     } catch (...) {
       part_error_ = std::current_exception();  // the reader's thread rethrows it
     }
-    part_index_.finish();
+    part_index_->finish();
   });
 }
 
@@ -175,7 +176,7 @@ bool ReverseLineReader::mark(const Line& line) {
 }
 
 bool ReverseLineReader::await_break(std::size_t k) {
-  if (part_index_.wait_for(k)) return true;
+  if (part_index_->wait_for(k)) return true;
   // The scan is done: what it met is visible now, and an error is the reader's to report.
   if (part_error_) std::rethrow_exception(std::exchange(part_error_, nullptr));
   indexed_ = false;

@@ -334,8 +334,8 @@ class ReverseLineReader {
   // block passes the split), the index the scan builds, and how far skip_while() has used it.
   std::size_t part_end_ = 0;  // 0: no part
   std::uint64_t newer_lines_ = 0;
-  SkipIndex part_index_;
-  bool indexed_ = false;  // skip_while() uses part_index_
+  std::unique_ptr<SkipIndex> part_index_;  // made with the scan: most readers never split
+  bool indexed_ = false;                   // skip_while() uses part_index_
   std::size_t next_break_ = 0;
   std::atomic<bool> part_stop_{false};
   std::exception_ptr part_error_;
@@ -399,7 +399,7 @@ ReverseLineReader::Run ReverseLineReader::skip_indexed(Take& take) {
   // would map again, past the reach of the next release.
   release_passed();
   const char* const file = map_->data();
-  SkipIndex& breaks = part_index_;
+  const SkipIndex& breaks = *part_index_;
   std::size_t cursor = static_cast<std::size_t>(offset_) + cursor_;  // the offered line ends here
   std::size_t k = next_break_;
   std::uint64_t taken = 0;
