@@ -296,7 +296,9 @@ TEST_CASE("the matcher's fast lane yields exactly what the full path yields") {
                                    " h kernel: (   50.000000] usb 1-1: x\n" + classic +
                                    " h kernel: [  100.000000] usb 1-1: x\n"),
         LogFormat::kSyslog);
-    for (const auto& [time, middle] : cases) {
+    for (const auto& shape : cases) {
+      const std::string& time = shape.first;  // not bound: clang 14's CAPTURE cannot see those
+      const std::string& middle = shape.second;
       CAPTURE(middle);
       check_lanes_agree(dir.write("shape.log", time + " h kernel: [   80.000000] usb 1-1: x\n" +
                                                    middle + "[   50.000000] usb 1-1: x\n" + time +

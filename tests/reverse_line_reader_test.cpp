@@ -144,17 +144,21 @@ TEST_CASE("lines taken in runs by skip_while and one by one by next() are the fi
     std::string path = dir.write("random.log", data);
     auto expected = forward_split(data);
     std::reverse(expected.begin(), expected.end());
-    for (auto [block, avx2, mode] : {std::tuple{1u, true, ReadMode::kCopy},
-                                     {5u, true, ReadMode::kCopy},
-                                     {64u, true, ReadMode::kCopy},
-                                     {65536u, true, ReadMode::kCopy},
-                                     {1u, false, ReadMode::kCopy},
-                                     {64u, false, ReadMode::kCopy},
-                                     {65536u, false, ReadMode::kCopy},
-                                     {1u, true, ReadMode::kMapped},
-                                     {64u, true, ReadMode::kMapped},
-                                     {65536u, true, ReadMode::kMapped},
-                                     {64u, false, ReadMode::kMapped}}) {
+    // Not a structured binding: clang 14 does not let CAPTURE's lambda refer to one.
+    for (const auto& config : {std::tuple{1u, true, ReadMode::kCopy},
+                               {5u, true, ReadMode::kCopy},
+                               {64u, true, ReadMode::kCopy},
+                               {65536u, true, ReadMode::kCopy},
+                               {1u, false, ReadMode::kCopy},
+                               {64u, false, ReadMode::kCopy},
+                               {65536u, false, ReadMode::kCopy},
+                               {1u, true, ReadMode::kMapped},
+                               {64u, true, ReadMode::kMapped},
+                               {65536u, true, ReadMode::kMapped},
+                               {64u, false, ReadMode::kMapped}}) {
+      const unsigned block = std::get<0>(config);
+      const bool avx2 = std::get<1>(config);
+      const ReadMode mode = std::get<2>(config);
       CAPTURE(round);
       CAPTURE(block);
       CAPTURE(avx2);
@@ -533,7 +537,8 @@ TEST_CASE("a file read backwards is asked for ahead of the reader only where the
     off_t frontier = size;  // [frontier, size) is asked for or read at once
     std::optional<off_t> last_cold;
     for (auto it = cold.rbegin(); it != cold.rend(); ++it) {
-      const auto [at, is_cold] = *it;
+      const off_t at = it->first;
+      const bool is_cold = it->second;
       CAPTURE(at);
       // A block less than kSpan below a cold one was asked for before it is read.
       if (last_cold && at >= *last_cold - BackwardReadahead::kSpan) CHECK(frontier <= at);
