@@ -484,16 +484,14 @@ constexpr double kSecondCoreShare = 0.65;
 // first core decides those itself, from its own reading of the full path.
 void mark_lines_not_quiet(ReverseLineReader& part, std::string_view after, const RuleSet& rules) {
   QuietMessages known;
-  std::array<char, 24> later{};
-  std::size_t width = 0;
-  auto keep_stamp = [&](std::string_view line) {
+  LaterStamp later;  // only its text: the scan never reads a stamp's number
+  auto keep_stamp = [&later](std::string_view line) {
     const std::string_view field = dmesg_stamp_field(line);
-    width = plain_stamp(field) ? field.size() : 0;
-    if (width != 0) std::memcpy(later.data(), field.data(), width);
+    later.set_plain(plain_stamp(field) ? field : std::string_view{});
   };
   keep_stamp(after);
   for (;;) {
-    if (width != 0) part.skip_while(QuietLine({later.data(), width}, rules, known));
+    if (!later.plain().empty()) part.skip_while(QuietLine(later.plain(), rules, known));
     const std::optional<Line> line = part.next();
     if (!line || !part.mark(*line)) return;
     keep_stamp(line->text);
