@@ -140,12 +140,13 @@ void MappedFile::check() const {
   throw std::system_error(EIO, std::generic_category(), "cannot read " + name_);
 }
 
-void MappedFile::release(std::size_t from, std::size_t to) const noexcept {
+std::size_t MappedFile::release(std::size_t from, std::size_t to) const noexcept {
   const std::uintptr_t base = reinterpret_cast<std::uintptr_t>(data_);
-  const std::uintptr_t first = (base + from + page_size - 1) & ~(page_size - 1);
+  const std::uintptr_t first = (base + from + kReleaseUnit - 1) & ~(kReleaseUnit - 1);
   const std::uintptr_t last = (base + to) & ~(page_size - 1);
-  if (first >= last) return;
+  if (first >= last) return to;
   ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  return first - base;
 }
 
 }  // namespace diskfault

@@ -131,14 +131,11 @@ void ReverseLineReader::move_block_to(std::size_t end) {
 }
 
 void ReverseLineReader::release_passed() {
-  // Every few blocks: each call walks the page tables of what it gives back.
-  constexpr std::size_t kSlack = kDefaultBlockSize;
-  // On a page boundary, so that each release starts where the next one ends.
-  const std::size_t in_use = (static_cast<std::size_t>(offset_) + cursor_) / kPage * kPage + kPage;
-  if (released_ > in_use + kSlack) {
-    map_->release(in_use, released_);
-    released_ = in_use;
-  }
+  // A page past the offered line: the caller may still read the line after it.
+  const std::size_t in_use = static_cast<std::size_t>(offset_) + cursor_ + kPage;
+  // Once a whole release unit lies past it: each call walks the page tables of what it gives
+  // back, and interrupts the other core to flush its TLB.
+  if (released_ >= in_use + MappedFile::kReleaseUnit) released_ = map_->release(in_use, released_);
 }
 
 void ReverseLineReader::scan_older_part(double fraction, PartScan scan) {

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <limits>
 #include <map>
 #include <random>
 #include <string>
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "file_descriptor.hpp"
+#include "mapped_file.hpp"
 #include "test_support.hpp"
 
 using diskfault::BackwardReadahead;
@@ -290,6 +293,74 @@ TEST_CASE("a mapped file that shrinks while it is read is an error that names it
     }
     CHECK(what.find("file shrank while reading " + path) != std::string::npos);
     ::close(fd);
+  }
+}
+
+// The file pages this process has mapped and resident, in bytes (RssFile in /proc/self/status).
+std::size_t resident_file_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  std::size_t kib = 0;
+  while (status >> key) {
+    if (key == "RssFile:" && status >> kib) return kib * 1024;
+    status.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  FAIL("no RssFile in /proc/self/status");
+  return 0;
+}
+
+TEST_CASE("a mapping is given back in whole release units, each starting on one") {
+  TempDir dir;
+  constexpr std::size_t kUnit = diskfault::MappedFile::kReleaseUnit;
+  const std::string data =
+      repeated("[    1.000000] usb 1-1: new high-speed USB device\n", 5 * kUnit);
+  const std::string path = dir.write("release.log", data);
+  diskfault::FileDescriptor fd(::open(path.c_str(), O_RDONLY));
+  REQUIRE(fd.get() >= 0);
+  const auto map = diskfault::MappedFile::map(fd.get(), static_cast<off_t>(data.size()), path);
+  REQUIRE(map);
+  auto unit_start = [&](std::size_t offset) {
+    return reinterpret_cast<std::uintptr_t>(map->data() + offset) % kUnit == 0;
+  };
+  // Less than a unit: nothing is given back, and the caller is told so.
+  CHECK(map->release(100, 100 + kUnit / 2) == 100 + kUnit / 2);
+  const std::size_t first = map->release(100, data.size());
+  CHECK(unit_start(first));
+  CHECK(first >= 100);
+  CHECK(first < 100 + kUnit);
+  // From a place inside a unit to where the last release began: the units in between.
+  const std::size_t second = map->release(first - kUnit - 1, first);
+  CHECK(second == first - kUnit);
+  CHECK(std::string_view(map->data() + second, 20) == std::string_view(data).substr(second, 20));
+}
+
+TEST_CASE("a mapped reader's resident memory stays bounded however large the file") {
+  TempDir dir;
+  constexpr std::size_t kUnit = diskfault::MappedFile::kReleaseUnit;
+  const std::string data =
+      repeated("[    1.000000] usb 1-1: new high-speed USB device\n", 24 * kUnit);
+  const std::string path = dir.write("large.log", data);
+  for (bool skipping : {false, true}) {
+    CAPTURE(skipping);
+    diskfault::FileDescriptor fd(::open(path.c_str(), O_RDONLY));
+    REQUIRE(fd.get() >= 0);
+    ReverseLineReader reader(fd.get(), static_cast<off_t>(data.size()), path,
+                             ReverseLineReader::kDefaultBlockSize, ReadMode::kMapped);
+    REQUIRE(reader.mapped());
+    const std::size_t before = resident_file_bytes();
+    std::size_t most = before;
+    std::uint64_t lines = 0;
+    for (;;) {
+      if (skipping) {
+        reader.skip_while([&lines](const diskfault::Line&) { return ++lines % 4096 != 0; });
+      }
+      if (!reader.next()) break;
+      if (++lines % 4096 == 0) most = std::max(most, resident_file_bytes());
+    }
+    CHECK(lines > 0);
+    // The mapped span nearest the reader: the units it is in and the one it left, a block, and
+    // what the test itself maps meanwhile. Kept whole, the mapping would reach 48 MiB.
+    CHECK(most - before <= 3 * kUnit + ReverseLineReader::kDefaultBlockSize);
   }
 }
 
