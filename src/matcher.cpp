@@ -530,7 +530,7 @@ SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat form
   std::string kmsg_device;    // DEVICE=+scsi:... of the record whose continuation lines we passed
   std::string time_text;      // kmsg stamps converted to seconds
   QuietMessages known_quiet;  // for the fast lane
-  if (dmesg_lane) {
+  if (dmesg_lane && reader.mapped() && reader.mapped_size() >= options.second_core_min) {
     // The thread reads `rules` until the reader joins it, when the reader is destroyed: the
     // caller's rules outlive its reader, as they outlive this generator.
     reader.scan_older_part(kSecondCoreShare,

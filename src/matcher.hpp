@@ -1,6 +1,7 @@
 // The matcher: a coroutine that walks a log backwards and yields the lines its driver asks for.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -52,9 +53,13 @@ struct MatchOptions {
   // another program from its tag and message when none of that program's rules can match it;
   // off, every line takes the full path. Both ways yield the same matches: tests and the fuzzer
   // hold the one to the other. On a dmesg log the reader reads in place
-  // (ReverseLineReader::mapped(): a large log in the page cache), the lane's test of the older
-  // part also runs on a second thread.
+  // (ReverseLineReader::mapped(): a log in the page cache) of at least `second_core_min` bytes,
+  // the lane's test of the older part also runs on a second thread.
   bool fast_lane = true;
+  // On smaller logs the thread costs more than it saves, and on the 100 MiB bench log the two
+  // cores gained little (BENCHMARKS.md). Tests and the fuzzer set 0, to split the small logs
+  // they read.
+  std::size_t second_core_min = std::size_t{8} << 20;
 };
 SendGenerator<Match, Want> match_lines(ReverseLineReader& reader, LogFormat format,
                                        const RuleSet& rules, MatchOptions options = {});

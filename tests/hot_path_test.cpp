@@ -46,8 +46,8 @@ std::vector<std::string> matches(const std::string& path, std::optional<LogForma
     Source source = open_source(path);
     format = detect_source_format(source.fd.get(), source.size, source.name);
   }
-  return test::match_rows(path, format, block, test::default_rule_set(), MatchOptions{fast_lane},
-                          want, mode);
+  return test::match_rows(path, format, block, test::default_rule_set(),
+                          MatchOptions{.fast_lane = fast_lane, .second_core_min = 0}, want, mode);
 }
 
 void check_lanes_agree(const std::string& path, std::optional<LogFormat> format = {}) {
@@ -344,6 +344,36 @@ TEST_CASE("the matcher's fast lane yields exactly what the full path yields") {
                         LogFormat::kSyslog);
     }
   }
+}
+
+TEST_CASE("a page-cached log is read in place from 64 KiB, and split between cores from 8 MiB") {
+  test::TempDir dir;
+  std::mt19937 rng(14);
+  const RuleSet& rules = test::default_rule_set();
+  std::string log = tricky_dmesg(rng, 1000);
+  while (log.size() < 70 * 1024) log += log;
+  const off_t size = static_cast<off_t>(log.size());
+  for (const auto& [bytes, mapped] :
+       std::vector<std::pair<std::size_t, bool>>{{log.size(), true}, {40 * 1024, false}}) {
+    const std::string path = dir.write("cached.log", log.substr(log.size() - bytes));
+    Source source = open_source(path);
+    ReverseLineReader reader(source.fd.get(), source.size, source.name);
+    CHECK(reader.mapped() == mapped);
+  }
+  // The log is in the page cache: it was just written.
+  const std::string path = dir.write("cached.log", log);
+  for (std::size_t second_core_min : {std::size_t{0}, MatchOptions{}.second_core_min}) {
+    CAPTURE(second_core_min);
+    Source source = open_source(path);
+    ReverseLineReader reader(source.fd.get(), size, source.name);
+    REQUIRE(reader.mapped());
+    MatchOptions options;
+    options.second_core_min = second_core_min;
+    auto matcher = match_lines(reader, LogFormat::kDmesg, rules, options);
+    matcher.send(Want::all());
+    CHECK(reader.split() == (second_core_min == 0));
+  }
+  CHECK(MatchOptions{}.second_core_min > static_cast<std::size_t>(size));
 }
 
 TEST_CASE("dmesg stamps read by the fast path equal std::from_chars bit for bit") {

@@ -492,7 +492,7 @@ TEST_CASE("big blocks are read from page boundaries of the file into page-aligne
     int fd = ::open(path.c_str(), O_RDONLY);
     REQUIRE(fd >= 0);
     CAPTURE(bytes);
-    ReverseLineReader reader(fd, static_cast<off_t>(bytes), path, block);
+    ReverseLineReader reader(fd, static_cast<off_t>(bytes), path, block, ReadMode::kCopy);
     std::vector<std::string> got;
     std::uint64_t read = 0;
     while (auto line = reader.next()) {
@@ -530,7 +530,7 @@ TEST_CASE("a reader that stops inside its first block starts no thread") {
   int fd = ::open(path.c_str(), O_RDONLY);
   REQUIRE(fd >= 0);
   const std::size_t before = thread_count();
-  ReverseLineReader reader(fd, static_cast<off_t>(data.size()), path, block);
+  ReverseLineReader reader(fd, static_cast<off_t>(data.size()), path, block, ReadMode::kCopy);
   for (int i = 0; i < 200; ++i) REQUIRE(reader.next().has_value());
   CHECK(reader.bytes_read() == block);
   CHECK(thread_count() == before);
