@@ -56,7 +56,7 @@ void check_lanes_agree(const std::string& path, std::optional<LogFormat> format 
                     Want{Want::bit(EventType::kError) | Want::bit(EventType::kBoot)}}) {
     const std::vector<std::string> full = matches(path, format, false, want);
     CHECK(matches(path, format, true, want) == full);
-    // The part the second core scans starts at 55% of the file: for these small logs, somewhere
+    // The part the second core scans ends at 0.6 of the file: for these small logs, somewhere
     // in their middle. Small blocks put many of the scan's own stops inside its runs.
     for (std::size_t block : {64u, 4096u}) {
       CAPTURE(block);
