@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -141,6 +142,7 @@ void MappedFile::check() const {
 }
 
 std::size_t MappedFile::release(std::size_t from, std::size_t to) const noexcept {
+  to = std::min(to, size_);  // nothing past the mapping: what lies there is not ours
   const std::uintptr_t base = reinterpret_cast<std::uintptr_t>(data_);
   const std::uintptr_t first = (base + from + kReleaseUnit - 1) & ~(kReleaseUnit - 1);
   const std::uintptr_t last = (base + to) & ~(page_size - 1);

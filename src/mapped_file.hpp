@@ -47,7 +47,8 @@ class MappedFile {
   // Lets the kernel drop this process's mapping of the whole release units within [from, to)
   // and of the pages from the last unit's end to `to` (they stay in the page cache, and are
   // mapped again if touched): the resident memory of a reader that walks a large file stays
-  // bounded. Returns where the bytes given back now begin: `to` if none were.
+  // bounded. `to` past the mapping's end counts as its end. Returns where the bytes given back
+  // now begin: `to` if none were.
   std::size_t release(std::size_t from, std::size_t to) const noexcept;
 
  private:

@@ -140,7 +140,7 @@ class SkipIndex {
 
 // How a reader gets its bytes.
 enum class ReadMode {
-  kAuto,    // in place, for a large regular file the page cache holds; else kCopy
+  kAuto,    // in place, for a regular file from kMapMin that the page cache holds; else kCopy
   kCopy,    // pread() into its own blocks
   kMapped,  // in place wherever the file can be mapped (tests)
 };
@@ -152,10 +152,10 @@ enum class ReadMode {
 //
 // Two ways to the bytes. Copied (small logs, pipes spooled to a file, a log the disk must
 // deliver): positional reads only, the descriptor's offset untouched; where blocks come from the
-// disk, the kernel is asked to read ahead of them (BackwardReadahead). In place (a large log in
-// the page cache): the file is mapped (MappedFile, which turns a truncation underneath into an
-// error, not SIGBUS), nothing is copied, and the pages passed are given back as the reader moves
-// on; the older part of the file may then be scanned on a second thread (scan_older_part()).
+// disk, the kernel is asked to read ahead of them (BackwardReadahead). In place (a log the page
+// cache holds, from kMapMin): the file is mapped (MappedFile, which turns a truncation underneath
+// into an error, not SIGBUS), nothing is copied, and the pages passed are given back as the reader
+// moves on; the older part of the file may then be scanned on a second thread (scan_older_part()).
 class ReverseLineReader {
  public:
   static constexpr std::size_t kDefaultBlockSize = 1024 * 1024;
@@ -170,8 +170,9 @@ class ReverseLineReader {
   static constexpr std::size_t kPage = 4096;
   // ReadMode::kAuto maps files from this size on, with blocks of at least kReadAheadMinBlock.
   // Copied, a log lands in pages of the reader's own, each of which costs a page fault the first
-  // time: on a 200 KB log, 47 of its run's 298 faults, and 0.5 ms of its 6.9 (the mapped run
-  // took 6.4 ms, `hyperfine`, 100 runs). Smaller logs were not measured: they are read by copy.
+  // time: on a 200 KB log, 47 of its run's 298 faults; the fault-dense one took 7.94 ms copied and
+  // 7.04 mapped (medians of 200 alternating runs). Smaller logs were not measured: they are read
+  // by copy.
   static constexpr off_t kMapMin = off_t{64} << 10;
 
   // `fd` must stay open while the reader is used; `name` is used in error messages only.

@@ -1,5 +1,6 @@
 // Tests that the hot path's shortcuts give exactly the answers of the plain way.
 #include <doctest/doctest.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <charconv>
@@ -56,8 +57,9 @@ void check_lanes_agree(const std::string& path, std::optional<LogFormat> format 
                     Want{Want::bit(EventType::kError) | Want::bit(EventType::kBoot)}}) {
     const std::vector<std::string> full = matches(path, format, false, want);
     CHECK(matches(path, format, true, want) == full);
-    // The part the second core scans ends at 0.6 of the file: for these small logs, somewhere
-    // in their middle. Small blocks put many of the scan's own stops inside its runs.
+    // The part the second core scans ends at its share of the file (kSecondCoreShare in
+    // matcher.cpp): for these small logs, somewhere in their middle. Small blocks put many of the
+    // scan's own stops inside its runs.
     for (std::size_t block : {64u, 4096u}) {
       CAPTURE(block);
       CHECK(matches(path, format, true, want, ReadMode::kMapped, block) == full);
@@ -346,6 +348,18 @@ TEST_CASE("the matcher's fast lane yields exactly what the full path yields") {
   }
 }
 
+// Whether the page cache holds every page of the file at `path` (false if it cannot tell).
+bool all_cached(const std::string& path) {
+  Source source = open_source(path);
+  const auto length = static_cast<std::size_t>(source.size);
+  void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, source.fd.get(), 0);
+  if (map == MAP_FAILED) return false;
+  std::vector<unsigned char> pages((length + 4095) / 4096);
+  const bool told = ::mincore(map, length, pages.data()) == 0;
+  ::munmap(map, length);
+  return told && std::all_of(pages.begin(), pages.end(), [](unsigned char p) { return p & 1; });
+}
+
 TEST_CASE("a page-cached log is read in place from 64 KiB, and split between cores from 8 MiB") {
   test::TempDir dir;
   std::mt19937 rng(14);
@@ -353,15 +367,23 @@ TEST_CASE("a page-cached log is read in place from 64 KiB, and split between cor
   std::string log = tricky_dmesg(rng, 1000);
   while (log.size() < 70 * 1024) log += log;
   const off_t size = static_cast<off_t>(log.size());
-  for (const auto& [bytes, mapped] :
-       std::vector<std::pair<std::size_t, bool>>{{log.size(), true}, {40 * 1024, false}}) {
-    const std::string path = dir.write("cached.log", log.substr(log.size() - bytes));
+  // A file just written is in the page cache, unless the filesystem keeps none (or memory ran
+  // short): then there is nothing to read in place.
+  const std::string path = dir.write("cached.log", log);
+  if (!all_cached(path)) {
+    MESSAGE("the page cache does not hold the files in " << dir.path() << ": nothing to check");
+    return;
+  }
+  {
     Source source = open_source(path);
     ReverseLineReader reader(source.fd.get(), source.size, source.name);
-    CHECK(reader.mapped() == mapped);
+    CHECK(reader.mapped());
   }
-  // The log is in the page cache: it was just written.
-  const std::string path = dir.write("cached.log", log);
+  {
+    Source source = open_source(dir.write("small.log", log.substr(log.size() - 40 * 1024)));
+    ReverseLineReader reader(source.fd.get(), source.size, source.name);
+    CHECK_FALSE(reader.mapped());
+  }
   for (std::size_t second_core_min : {std::size_t{0}, MatchOptions{}.second_core_min}) {
     CAPTURE(second_core_min);
     Source source = open_source(path);
