@@ -1,6 +1,7 @@
 // MappedFile: mmap with a SIGBUS handler that turns a vanished page into an error.
 #include "mapped_file.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -10,8 +11,11 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <cstdint>
 #include <mutex>
+#include <optional>
+#include <string_view>
 #include <system_error>
 #include <utility>
 
@@ -97,6 +101,42 @@ bool looks_cached(const char* data, std::size_t size) {
   return true;
 }
 
+// File memory this process maps with one entry per huge page (FilePmdMapped in
+// /proc/self/smaps_rollup), in KiB; nullopt where the kernel does not say.
+std::optional<std::uint64_t> file_pmd_mapped_kib() {
+  const int fd = ::open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::array<char, 4096> text{};
+  const ssize_t got = ::read(fd, text.data(), text.size() - 1);
+  ::close(fd);
+  if (got <= 0) return std::nullopt;
+  const std::string_view all(text.data(), static_cast<std::size_t>(got));
+  constexpr std::string_view kKey = "\nFilePmdMapped:";
+  const std::size_t key = all.find(kKey);
+  if (key == std::string_view::npos) return std::nullopt;
+  const std::size_t digits = all.find_first_not_of(' ', key + kKey.size());
+  if (digits == std::string_view::npos) return std::nullopt;
+  std::uint64_t kib = 0;
+  const auto [stop, ec] = std::from_chars(all.data() + digits, all.data() + all.size(), kib);
+  if (ec != std::errc()) return std::nullopt;
+  return kib;
+}
+
+// Whether the kernel maps the file at `data` (a mapping of `size` bytes) in huge pages: touches
+// the first byte of its last whole release unit, and sees whether FilePmdMapped grew. True where
+// the kernel does not say, as before this was asked.
+bool maps_in_huge_pages(const char* data, std::size_t size) {
+  constexpr std::size_t kUnit = MappedFile::kReleaseUnit;
+  const auto base = reinterpret_cast<std::uintptr_t>(data);
+  const std::uintptr_t unit = ((base + size) & ~(kUnit - 1)) - kUnit;
+  if (unit < base) return true;  // no whole unit: nothing to tell by
+  const std::optional<std::uint64_t> before = file_pmd_mapped_kib();
+  if (!before) return true;
+  [[maybe_unused]] const char byte = *reinterpret_cast<const volatile char*>(unit);
+  const std::optional<std::uint64_t> after = file_pmd_mapped_kib();
+  return !after || *after > *before;
+}
+
 }  // namespace
 
 MappedFile::MappedFile(int fd, char* data, std::size_t size, std::string name, int slot)
@@ -124,7 +164,9 @@ std::unique_ptr<MappedFile> MappedFile::map_file(int fd, off_t size, std::string
   if (data == MAP_FAILED) return nullptr;
   char* const start = static_cast<char*>(data);
   const int slot = guard(start, bytes);
-  if (slot < 0 || (cached_only && !looks_cached(start, bytes))) {
+  if (slot < 0 ||
+      (cached_only && (!looks_cached(start, bytes) ||
+                       (bytes >= kSmallPagesCopyMin && !maps_in_huge_pages(start, bytes))))) {
     if (slot >= 0) unguard(slot);
     ::munmap(data, bytes);
     return nullptr;

@@ -723,3 +723,93 @@ TEST_CASE("a file not in the page cache: read whole, and its next bytes asked fo
   if (nowait) CHECK(asked);
   ::close(fd);
 }
+
+namespace {
+
+// FilePmdMapped in /proc/self/smaps_rollup, in KiB; -1 where the kernel does not say.
+long long file_pmd_mapped_kib() {
+  std::ifstream rollup("/proc/self/smaps_rollup");
+  std::string key;
+  long long kib = -1;
+  while (rollup >> key) {
+    if (key == "FilePmdMapped:" && rollup >> kib) return kib;
+    rollup.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return -1;
+}
+
+enum class Pages { kHuge, kSmall, kUnknown };
+
+// How the kernel maps the last whole 2 MiB unit of the file at `path` (where a reader from the
+// end starts) when it is touched.
+Pages pages_of(const std::string& path, std::size_t size) {
+  constexpr std::size_t kUnit = diskfault::MappedFile::kReleaseUnit;
+  diskfault::FileDescriptor fd(::open(path.c_str(), O_RDONLY));
+  REQUIRE(fd.get() >= 0);
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd.get(), 0);
+  REQUIRE(map != MAP_FAILED);
+  const auto base = reinterpret_cast<std::uintptr_t>(map);
+  const std::uintptr_t last = ((base + size) & ~(kUnit - 1)) - kUnit;
+  REQUIRE(last >= base);
+  const long long before = file_pmd_mapped_kib();
+  [[maybe_unused]] const char byte = *reinterpret_cast<const volatile char*>(last);
+  const long long after = file_pmd_mapped_kib();
+  ::munmap(map, size);
+  if (before < 0 || after < 0) return Pages::kUnknown;
+  return after > before ? Pages::kHuge : Pages::kSmall;
+}
+
+}  // namespace
+
+TEST_CASE("a large log the page cache holds in small pages is copied, in huge pages mapped") {
+  // Mapped a page at a time, a large log costs more than its copy (MappedFile::kSmallPagesCopyMin).
+  TempDir dir;
+  constexpr std::size_t kSize = diskfault::MappedFile::kSmallPagesCopyMin + (3u << 20);
+  const std::string data = repeated("[    1.000000] usb 1-1: new high-speed USB device\n", kSize);
+  const std::string path = dir.path() / "pages.log";
+  {
+    // In 4 KiB writes, as a syslog daemon appends: the page cache keeps such a file in small
+    // pages where a kernel makes larger ones only for larger writes.
+    diskfault::FileDescriptor out(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644));
+    REQUIRE(out.get() >= 0);
+    for (std::size_t at = 0; at < data.size(); at += 4096) {
+      const std::size_t n = std::min<std::size_t>(4096, data.size() - at);
+      REQUIRE(::write(out.get(), data.data() + at, n) == static_cast<ssize_t>(n));
+    }
+  }
+  auto read_in_place = [&] {
+    diskfault::FileDescriptor fd(::open(path.c_str(), O_RDONLY));
+    REQUIRE(fd.get() >= 0);
+    ReverseLineReader reader(fd.get(), static_cast<off_t>(data.size()), path);
+    std::uint64_t lines = 0;
+    while (reader.next()) ++lines;
+    CHECK(lines == data.size() / 50);
+    return reader.mapped();
+  };
+  int checked = 0;
+  for (bool read_forwards : {false, true}) {
+    CAPTURE(read_forwards);
+    if (read_forwards) {
+      // Dropped and read in again from the start in large reads, as `cat` does: where the
+      // kernel builds huge pages for a file read so, it does for this one's later part.
+      diskfault::FileDescriptor fd(::open(path.c_str(), O_RDONLY));
+      if (!evict(fd.get(), static_cast<off_t>(data.size()))) break;
+      std::vector<char> buffer(1 << 20);
+      while (::read(fd.get(), buffer.data(), buffer.size()) > 0) {
+      }
+    }
+    switch (pages_of(path, data.size())) {
+      case Pages::kHuge:
+        CHECK(read_in_place());
+        ++checked;
+        break;
+      case Pages::kSmall:
+        CHECK_FALSE(read_in_place());
+        ++checked;
+        break;
+      default:
+        MESSAGE("the kernel does not say how it maps " << path);
+    }
+  }
+  if (checked == 0) MESSAGE("nothing to check: the page cache's pages cannot be told here");
+}
