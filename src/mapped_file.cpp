@@ -101,40 +101,57 @@ bool looks_cached(const char* data, std::size_t size) {
   return true;
 }
 
-// File memory this process maps with one entry per huge page (FilePmdMapped in
-// /proc/self/smaps_rollup), in KiB; nullopt where the kernel does not say.
-std::optional<std::uint64_t> file_pmd_mapped_kib() {
+// The file memory this process maps with one entry per huge page, in KiB: FilePmdMapped and
+// ShmemPmdMapped (a file on tmpfs) in /proc/self/smaps_rollup; nullopt where the kernel does not
+// say.
+std::optional<std::uint64_t> pmd_mapped_kib() {
   const int fd = ::open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::nullopt;
-  std::array<char, 4096> text{};
+  std::array<char, 4096> text{};  // about 700 bytes on Linux 6.18
   const ssize_t got = ::read(fd, text.data(), text.size() - 1);
   ::close(fd);
   if (got <= 0) return std::nullopt;
   const std::string_view all(text.data(), static_cast<std::size_t>(got));
-  constexpr std::string_view kKey = "\nFilePmdMapped:";
-  const std::size_t key = all.find(kKey);
-  if (key == std::string_view::npos) return std::nullopt;
-  const std::size_t digits = all.find_first_not_of(' ', key + kKey.size());
-  if (digits == std::string_view::npos) return std::nullopt;
-  std::uint64_t kib = 0;
-  const auto [stop, ec] = std::from_chars(all.data() + digits, all.data() + all.size(), kib);
-  if (ec != std::errc()) return std::nullopt;
-  return kib;
+  std::uint64_t total = 0;
+  for (std::string_view key : {"\nFilePmdMapped:", "\nShmemPmdMapped:"}) {
+    const std::size_t at = all.find(key);
+    if (at == std::string_view::npos) return std::nullopt;
+    const std::size_t digits = all.find_first_not_of(' ', at + key.size());
+    if (digits == std::string_view::npos) return std::nullopt;
+    std::uint64_t kib = 0;
+    if (std::from_chars(all.data() + digits, all.data() + all.size(), kib).ec != std::errc()) {
+      return std::nullopt;
+    }
+    total += kib;
+  }
+  return total;
 }
 
-// Whether the kernel maps the file at `data` (a mapping of `size` bytes) in huge pages: touches
-// the first byte of its last whole release unit, and sees whether FilePmdMapped grew. True where
-// the kernel does not say, as before this was asked.
+// Whether the kernel maps most of the file at `data` (a mapping of `size` bytes, at least a few
+// release units) in huge pages: touches its first, middle and last whole release units, and
+// counts how many of them the huge-page total grew by. True where the kernel does not say, as
+// before this was asked. Three, not one: a log comes back in small pages where DAMON paged it
+// out, mostly its older part, and one appended to since it was read in is held in small pages
+// at its end. Nothing else in the process maps or unmaps meanwhile (readers are made one at a
+// time); if something did, the answer would only be wrong, not unsafe.
 bool maps_in_huge_pages(const char* data, std::size_t size) {
   constexpr std::size_t kUnit = MappedFile::kReleaseUnit;
   const auto base = reinterpret_cast<std::uintptr_t>(data);
-  const std::uintptr_t unit = ((base + size) & ~(kUnit - 1)) - kUnit;
-  if (unit < base) return true;  // no whole unit: nothing to tell by
-  const std::optional<std::uint64_t> before = file_pmd_mapped_kib();
+  const std::uintptr_t first = (base + kUnit - 1) & ~(kUnit - 1);
+  const std::uintptr_t last = ((base + size) & ~(kUnit - 1)) - kUnit;
+  if (last < first + 2 * kUnit) return true;  // too few whole units to tell by
+  const std::uintptr_t middle = first + (last - first) / 2 / kUnit * kUnit;
+  const std::optional<std::uint64_t> before = pmd_mapped_kib();
   if (!before) return true;
-  [[maybe_unused]] const char byte = *reinterpret_cast<const volatile char*>(unit);
-  const std::optional<std::uint64_t> after = file_pmd_mapped_kib();
-  return !after || *after > *before;
+  for (std::uintptr_t unit : {first, middle, last}) {
+    [[maybe_unused]] const char byte = *reinterpret_cast<const volatile char*>(unit);
+  }
+  const std::optional<std::uint64_t> after = pmd_mapped_kib();
+  // The reader reaches the first two last, and would hold them mapped till then.
+  for (std::uintptr_t unit : {first, middle}) {
+    ::madvise(reinterpret_cast<void*>(unit), kUnit, MADV_DONTNEED);
+  }
+  return !after || *after >= *before + 2 * (kUnit / 1024);
 }
 
 }  // namespace

@@ -726,22 +726,28 @@ TEST_CASE("a file not in the page cache: read whole, and its next bytes asked fo
 
 namespace {
 
-// FilePmdMapped in /proc/self/smaps_rollup, in KiB; -1 where the kernel does not say.
-long long file_pmd_mapped_kib() {
+// FilePmdMapped and ShmemPmdMapped in /proc/self/smaps_rollup, in KiB; -1 where the kernel does
+// not say.
+long long pmd_mapped_kib() {
   std::ifstream rollup("/proc/self/smaps_rollup");
   std::string key;
-  long long kib = -1;
+  long long total = 0, kib = 0;
+  int found = 0;
   while (rollup >> key) {
-    if (key == "FilePmdMapped:" && rollup >> kib) return kib;
+    if ((key == "FilePmdMapped:" || key == "ShmemPmdMapped:") && rollup >> kib) {
+      total += kib;
+      ++found;
+    }
     rollup.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
   }
-  return -1;
+  return found == 2 ? total : -1;
 }
 
-enum class Pages { kHuge, kSmall, kUnknown };
+enum class Pages { kMostlyHuge, kMostlySmall, kUnclear };
 
-// How the kernel maps the last whole 2 MiB unit of the file at `path` (where a reader from the
-// end starts) when it is touched.
+// How the kernel maps the file at `path`: every whole 2 MiB unit of a mapping of it touched, and
+// counted by whether it got a huge page's entry. Unclear where the kernel does not say, or where
+// neither kind has a clear majority.
 Pages pages_of(const std::string& path, std::size_t size) {
   constexpr std::size_t kUnit = diskfault::MappedFile::kReleaseUnit;
   diskfault::FileDescriptor fd(::open(path.c_str(), O_RDONLY));
@@ -749,14 +755,20 @@ Pages pages_of(const std::string& path, std::size_t size) {
   void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd.get(), 0);
   REQUIRE(map != MAP_FAILED);
   const auto base = reinterpret_cast<std::uintptr_t>(map);
-  const std::uintptr_t last = ((base + size) & ~(kUnit - 1)) - kUnit;
-  REQUIRE(last >= base);
-  const long long before = file_pmd_mapped_kib();
-  [[maybe_unused]] const char byte = *reinterpret_cast<const volatile char*>(last);
-  const long long after = file_pmd_mapped_kib();
+  const long long before = pmd_mapped_kib();
+  std::size_t units = 0;
+  for (std::uintptr_t at = (base + kUnit - 1) & ~(kUnit - 1); at + kUnit <= base + size;
+       at += kUnit) {
+    [[maybe_unused]] const char byte = *reinterpret_cast<const volatile char*>(at);
+    ++units;
+  }
+  const long long after = pmd_mapped_kib();
   ::munmap(map, size);
-  if (before < 0 || after < 0) return Pages::kUnknown;
-  return after > before ? Pages::kHuge : Pages::kSmall;
+  if (before < 0 || after < 0 || units == 0) return Pages::kUnclear;
+  const auto huge = static_cast<std::size_t>(after - before) / (kUnit / 1024);
+  if (3 * huge >= 2 * units) return Pages::kMostlyHuge;
+  if (3 * huge <= units) return Pages::kMostlySmall;
+  return Pages::kUnclear;
 }
 
 }  // namespace
@@ -764,7 +776,11 @@ Pages pages_of(const std::string& path, std::size_t size) {
 TEST_CASE("a large log the page cache holds in small pages is copied, in huge pages mapped") {
   // Mapped a page at a time, a large log costs more than its copy (MappedFile::kSmallPagesCopyMin).
   TempDir dir;
-  constexpr std::size_t kSize = diskfault::MappedFile::kSmallPagesCopyMin + (3u << 20);
+  // Large enough that a forward read brings most of it in as huge pages, where the kernel makes
+  // them: it starts a file read from its start with small ones (35 MiB here had 2 of 17 units in
+  // huge pages, 100 MiB 35 of 50).
+  constexpr std::size_t kSize = std::size_t{104} << 20;
+  static_assert(kSize > diskfault::MappedFile::kSmallPagesCopyMin);
   const std::string data = repeated("[    1.000000] usb 1-1: new high-speed USB device\n", kSize);
   const std::string path = dir.path() / "pages.log";
   {
@@ -781,9 +797,8 @@ TEST_CASE("a large log the page cache holds in small pages is copied, in huge pa
     diskfault::FileDescriptor fd(::open(path.c_str(), O_RDONLY));
     REQUIRE(fd.get() >= 0);
     ReverseLineReader reader(fd.get(), static_cast<off_t>(data.size()), path);
-    std::uint64_t lines = 0;
-    while (reader.next()) ++lines;
-    CHECK(lines == data.size() / 50);
+    const auto line = reader.next();
+    CHECK((line && line->text == "[    1.000000] usb 1-1: new high-speed USB device"));
     return reader.mapped();
   };
   int checked = 0;
@@ -798,17 +813,18 @@ TEST_CASE("a large log the page cache holds in small pages is copied, in huge pa
       while (::read(fd.get(), buffer.data(), buffer.size()) > 0) {
       }
     }
+    // Memory pressure between this look and the reader's could change the answer (not seen).
     switch (pages_of(path, data.size())) {
-      case Pages::kHuge:
+      case Pages::kMostlyHuge:
         CHECK(read_in_place());
         ++checked;
         break;
-      case Pages::kSmall:
+      case Pages::kMostlySmall:
         CHECK_FALSE(read_in_place());
         ++checked;
         break;
-      default:
-        MESSAGE("the kernel does not say how it maps " << path);
+      case Pages::kUnclear:
+        MESSAGE("no clear answer to how the kernel maps " << path);
     }
   }
   if (checked == 0) MESSAGE("nothing to check: the page cache's pages cannot be told here");
