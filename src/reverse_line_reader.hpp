@@ -140,7 +140,8 @@ class SkipIndex {
 
 // How a reader gets its bytes.
 enum class ReadMode {
-  kAuto,    // in place, for a regular file from kMapMin that the page cache holds; else kCopy
+  kAuto,    // in place, for a regular file from kMapMin that the page cache holds (from
+            // MappedFile::kSmallPagesCopyMin, mostly in huge pages); else kCopy
   kCopy,    // pread() into its own blocks
   kMapped,  // in place wherever the file can be mapped (tests)
 };
@@ -153,9 +154,10 @@ enum class ReadMode {
 // Two ways to the bytes. Copied (small logs, pipes spooled to a file, a log the disk must
 // deliver): positional reads only, the descriptor's offset untouched; where blocks come from the
 // disk, the kernel is asked to read ahead of them (BackwardReadahead). In place (a log the page
-// cache holds, from kMapMin): the file is mapped (MappedFile, which turns a truncation underneath
-// into an error, not SIGBUS), nothing is copied, and the pages passed are given back as the reader
-// moves on; the older part of the file may then be scanned on a second thread (scan_older_part()).
+// cache holds, from kMapMin; a large one only if held mostly in huge pages): the file is mapped
+// (MappedFile, which turns a truncation underneath into an error, not SIGBUS), nothing is copied,
+// and the pages passed are given back as the reader moves on; the older part of the file may then
+// be scanned on a second thread (scan_older_part()).
 class ReverseLineReader {
  public:
   static constexpr std::size_t kDefaultBlockSize = 1024 * 1024;
