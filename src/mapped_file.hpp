@@ -23,11 +23,11 @@ class MappedFile {
   // three units sampled); otherwise nullptr. `name` is for error messages.
   static std::unique_ptr<MappedFile> map_if_cached(int fd, off_t size, std::string name);
   // A log the page cache holds in small pages (as it holds one written in small appends, the way
-  // syslog daemons write) costs a page fault per 64 KiB mapped and a page-table entry per 4 KiB
-  // given back, and from about this size a copy is faster: written in 4 KiB writes and so held, 12
-  // MiB took 15.6 ms mapped and 26.8 copied, 32 MiB 31.4 and 29.9, 100 MiB 78.6 and 44.0, 1 GiB 764
-  // and 211 (`benchmarks/alternate`, medians). Held in 2 MiB folios, the 1 GiB log took 155 ms
-  // mapped.
+  // syslog daemons write) costs page faults by the thousand (28 575 for 1 GiB, against 1 035
+  // copied, `perf stat`) and a page-table entry per 4 KiB given back, and from about this size a
+  // copy is faster: written in 4 KiB writes and so held, 12 MiB took 15.6 ms mapped and 26.8
+  // copied, 32 MiB 31.4 and 29.9, 100 MiB 78.6 and 44.0, 1 GiB 764 and 211 (`benchmarks/alternate`,
+  // medians). Held in 2 MiB folios, the 1 GiB log took 155 ms mapped.
   static constexpr std::size_t kSmallPagesCopyMin = std::size_t{32} << 20;
   // The same, whether or not the page cache holds the file (tests), nullptr only for a file that
   // cannot be mapped.

@@ -9,8 +9,6 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
-#include <limits>
 #include <map>
 #include <random>
 #include <string>
@@ -78,6 +76,12 @@ std::string repeated(std::string_view line, std::size_t bytes) {
   return data;
 }
 
+// The line the mapping tests repeat, without its newline.
+constexpr std::string_view kUsbLine = "[    1.000000] usb 1-1: new high-speed USB device";
+
+// Copies of kUsbLine, each with its newline, up to at least `bytes` bytes.
+std::string usb_lines(std::size_t bytes) { return repeated(std::string(kUsbLine) + "\n", bytes); }
+
 // Threads of this process.
 std::size_t thread_count() {
   std::size_t count = 0;
@@ -85,20 +89,6 @@ std::size_t thread_count() {
     ++count;
   }
   return count;
-}
-
-// How many of the pages of `fd` in [offset, offset + length) the page cache holds.
-std::size_t resident_pages(int fd, off_t offset, std::size_t length) {
-  const off_t page_start = offset / 4096 * 4096;  // where mmap() can start
-  length += static_cast<std::size_t>(offset - page_start);
-  offset = page_start;
-  void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, fd, offset);
-  REQUIRE(map != MAP_FAILED);
-  std::vector<unsigned char> pages((length + 4095) / 4096);
-  REQUIRE(::mincore(map, length, pages.data()) == 0);
-  ::munmap(map, length);
-  return static_cast<std::size_t>(
-      std::count_if(pages.begin(), pages.end(), [](unsigned char p) { return p & 1; }));
 }
 
 }  // namespace
@@ -266,8 +256,7 @@ TEST_CASE("a file that shrinks while it is read is an error that names it") {
 
 TEST_CASE("a mapped file that shrinks while it is read is an error that names it, not SIGBUS") {
   TempDir dir;
-  const std::string data =
-      repeated("[    1.000000] usb 1-1: new high-speed USB device\n", 64 * 1024);
+  const std::string data = usb_lines(64 * 1024);
   std::string path = dir.write("shrink.log", data);
   for (bool skipping : {false, true}) {
     CAPTURE(skipping);
@@ -296,29 +285,18 @@ TEST_CASE("a mapped file that shrinks while it is read is an error that names it
   }
 }
 
-// The file pages this process has mapped and resident, in bytes: RssFile in /proc/self/status,
-// and RssShmem, where a file on tmpfs counts.
+// The file pages this process has mapped and resident, in bytes: RssFile, and RssShmem, where a
+// file on tmpfs counts.
 std::size_t resident_file_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string key;
-  std::size_t kib = 0, total = 0;
-  int found = 0;
-  while (status >> key) {
-    if ((key == "RssFile:" || key == "RssShmem:") && status >> kib) {
-      total += kib * 1024;
-      ++found;
-    }
-    status.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
-  }
-  REQUIRE(found == 2);
-  return total;
+  const long long kib = diskfault::test::proc_kib("/proc/self/status", {"RssFile:", "RssShmem:"});
+  REQUIRE(kib >= 0);
+  return static_cast<std::size_t>(kib) * 1024;
 }
 
 TEST_CASE("a mapping is given back in whole release units, each starting on one") {
   TempDir dir;
   constexpr std::size_t kUnit = diskfault::MappedFile::kReleaseUnit;
-  const std::string data =
-      repeated("[    1.000000] usb 1-1: new high-speed USB device\n", 5 * kUnit);
+  const std::string data = usb_lines(5 * kUnit);
   const std::string path = dir.write("release.log", data);
   diskfault::FileDescriptor fd(::open(path.c_str(), O_RDONLY));
   REQUIRE(fd.get() >= 0);
@@ -347,8 +325,7 @@ TEST_CASE("a mapping is given back in whole release units, each starting on one"
 TEST_CASE("a mapped reader's resident memory stays bounded however large the file") {
   TempDir dir;
   constexpr std::size_t kUnit = diskfault::MappedFile::kReleaseUnit;
-  const std::string data =
-      repeated("[    1.000000] usb 1-1: new high-speed USB device\n", 24 * kUnit);
+  const std::string data = usb_lines(24 * kUnit);
   const std::string path = dir.write("large.log", data);
   for (bool skipping : {false, true}) {
     CAPTURE(skipping);
@@ -657,7 +634,7 @@ bool evict(int fd, off_t size) {
   if (::fdatasync(fd) != 0) return false;
   for (int tries = 0; tries < 50; ++tries) {
     if (::posix_fadvise(fd, 0, size, POSIX_FADV_DONTNEED) != 0) return false;
-    if (resident_pages(fd, 0, static_cast<std::size_t>(size)) == 0) return true;
+    if (diskfault::test::resident_pages(fd, 0, static_cast<std::size_t>(size)) == 0) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // pages still being written
   }
   return false;
@@ -696,10 +673,11 @@ TEST_CASE("a file not in the page cache: read whole, and its next bytes asked fo
     // The first block all on the disk but its first page: a block partly cached counts as read
     // from the disk.
     REQUIRE(::posix_fadvise(fd, first, page, POSIX_FADV_WILLNEED) == 0);
-    for (int tries = 0; tries < 200 && resident_pages(fd, first, 1) == 0; ++tries) {
+    for (int tries = 0; tries < 200 && diskfault::test::resident_pages(fd, first, 1) == 0;
+         ++tries) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    REQUIRE(resident_pages(fd, first, block) == 1);
+    REQUIRE(diskfault::test::resident_pages(fd, first, block) == 1);
 
     ReverseLineReader reader(fd, size, path, block);
     REQUIRE(reader.next().has_value());
@@ -707,10 +685,12 @@ TEST_CASE("a file not in the page cache: read whole, and its next bytes asked fo
     std::size_t resident = 0;
     for (int tries = 0; tries < 80 && resident < pages; ++tries) {
       std::this_thread::sleep_for(std::chrono::milliseconds(25));
-      resident = resident_pages(fd, ahead_at, ahead);
+      resident = diskfault::test::resident_pages(fd, ahead_at, ahead);
     }
     asked = resident == pages;
-    if (asked) CHECK(resident_pages(fd, 0, static_cast<std::size_t>(ahead_at)) == 0);  // no more
+    if (asked)
+      CHECK(diskfault::test::resident_pages(fd, 0, static_cast<std::size_t>(ahead_at)) ==
+            0);  // no more
     // Whether the kernel can say what it holds (asked last: the reading starts the disk).
     std::vector<char> buffer(static_cast<std::size_t>(page));
     nowait = diskfault::pread_cached(fd, buffer.data(), buffer.size(), 0).has_value();
@@ -729,18 +709,8 @@ namespace {
 // FilePmdMapped and ShmemPmdMapped in /proc/self/smaps_rollup, in KiB; -1 where the kernel does
 // not say.
 long long pmd_mapped_kib() {
-  std::ifstream rollup("/proc/self/smaps_rollup");
-  std::string key;
-  long long total = 0, kib = 0;
-  int found = 0;
-  while (rollup >> key) {
-    if ((key == "FilePmdMapped:" || key == "ShmemPmdMapped:") && rollup >> kib) {
-      total += kib;
-      ++found;
-    }
-    rollup.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
-  }
-  return found == 2 ? total : -1;
+  return diskfault::test::proc_kib("/proc/self/smaps_rollup",
+                                   {"FilePmdMapped:", "ShmemPmdMapped:"});
 }
 
 enum class Pages { kMostlyHuge, kMostlySmall, kUnclear };
@@ -781,7 +751,7 @@ TEST_CASE("a large log the page cache holds in small pages is copied, in huge pa
   // huge pages, 100 MiB 35 of 50).
   constexpr std::size_t kSize = std::size_t{104} << 20;
   static_assert(kSize > diskfault::MappedFile::kSmallPagesCopyMin);
-  const std::string data = repeated("[    1.000000] usb 1-1: new high-speed USB device\n", kSize);
+  const std::string data = usb_lines(kSize);
   const std::string path = dir.path() / "pages.log";
   {
     // In 4 KiB writes, as a syslog daemon appends: the page cache keeps such a file in small
@@ -798,7 +768,7 @@ TEST_CASE("a large log the page cache holds in small pages is copied, in huge pa
     REQUIRE(fd.get() >= 0);
     ReverseLineReader reader(fd.get(), static_cast<off_t>(data.size()), path);
     const auto line = reader.next();
-    CHECK((line && line->text == "[    1.000000] usb 1-1: new high-speed USB device"));
+    CHECK((line && line->text == kUsbLine));
     return reader.mapped();
   };
   int checked = 0;

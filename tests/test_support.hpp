@@ -2,14 +2,19 @@
 #pragma once
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
+#include <limits>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "diagnose.hpp"
@@ -108,6 +113,39 @@ inline std::string source_root() { return DISKFAULT_SOURCE_ROOT; }
 // which the built-in copy leaves out.
 inline std::vector<Rule> shipped_rules() {
   return load_rules_file(source_root() + "/rules/default.json");
+}
+
+// How many of the pages of `fd` in [offset, offset + length) the page cache holds. Throws
+// std::runtime_error where the file cannot be mapped or the kernel does not say.
+inline std::size_t resident_pages(int fd, off_t offset, std::size_t length) {
+  const off_t page_start = offset / 4096 * 4096;  // where mmap() can start
+  length += static_cast<std::size_t>(offset - page_start);
+  offset = page_start;
+  void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, fd, offset);
+  if (map == MAP_FAILED) throw std::runtime_error("resident_pages: mmap failed");
+  std::vector<unsigned char> pages((length + 4095) / 4096);
+  const bool told = ::mincore(map, length, pages.data()) == 0;
+  ::munmap(map, length);
+  if (!told) throw std::runtime_error("resident_pages: mincore failed");
+  return static_cast<std::size_t>(
+      std::count_if(pages.begin(), pages.end(), [](unsigned char p) { return p & 1; }));
+}
+
+// The sum of the fields `keys` (each "Name:", in KiB) of a /proc file such as /proc/self/status;
+// -1 where one of them is missing.
+inline long long proc_kib(const std::string& path, std::initializer_list<std::string_view> keys) {
+  std::ifstream in(path);
+  std::string key;
+  long long total = 0, kib = 0;
+  std::size_t found = 0;
+  while (in >> key) {
+    if (std::find(keys.begin(), keys.end(), key) != keys.end() && in >> kib) {
+      total += kib;
+      ++found;
+    }
+    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return found == keys.size() ? total : -1;
 }
 
 }  // namespace diskfault::test
