@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <memory>
 
 #include "device_names.hpp"
 
@@ -232,11 +233,16 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
     return key;
   };
 
+  // Only a presence that an error lands on is reported, and most presences get none (every drive
+  // of the boot has one): the facts, names and ports are gathered only for those that do.
+  struct Filled {
+    Fragment content;
+    std::set<std::string> devices, ports;
+  };
   struct Presence {
     Key place;
     std::uint32_t hi = 0, lo = 0;  // segments covered: lo (newest) .. hi (oldest)
-    Fragment content;
-    std::set<std::string> devices, ports;
+    std::unique_ptr<Filled> filled;
   };
   std::vector<Presence> presences;
   std::map<Key, std::vector<std::size_t>> by_place;
@@ -263,7 +269,7 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
     auto close_before = [&](std::uint32_t segment) {
       if (segment + 1 <= hi) {
         by_place[place].push_back(presences.size());
-        presences.push_back(Presence{place, hi, segment + 1, {}, {}, {}});
+        presences.push_back(Presence{place, hi, segment + 1, nullptr});
       }
       hi = segment;
       detached = false;
@@ -276,7 +282,7 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
       }
     }
     by_place[place].push_back(presences.size());
-    presences.push_back(Presence{place, hi, 0, {}, {}, {}});
+    presences.push_back(Presence{place, hi, 0, nullptr});
   }
   auto find = [&](const Key& place, std::uint32_t segment) -> Presence* {
     auto it = by_place.find(place);
@@ -287,20 +293,15 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
     return nullptr;
   };
 
-  for (auto& [port, location] : port_place) {
-    for (std::size_t i : by_place[{KeyKind::kLocation, location}]) presences[i].ports.insert(port);
-  }
-  for (auto& [segment, disk, location] : bindings_) {
-    if (Presence* p = find({KeyKind::kLocation, location}, segment)) p->devices.insert(disk);
-  }
-
+  // Where each fragment goes; a presence is filled once an error goes there.
   std::map<std::string, Presence> name_only;
+  std::vector<std::tuple<const Key*, const Fragment*, Presence*>> targets;
+  targets.reserve(fragments_.size());
   for (auto& [key_segment, fragment] : fragments_) {
     const auto& [key, segment] = key_segment;
     Presence* target = nullptr;
     if (key.first != KeyKind::kName) {
       target = find(place_of(key), segment);
-      if (target && key.first == KeyKind::kPort) target->ports.insert(key.second);
     } else {
       std::set<Presence*> candidates;
       for (auto& [b_segment, disk, location] : bindings_) {
@@ -313,18 +314,38 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
       } else {
         Presence& alone = name_only[key.second];
         alone.place = key;
-        alone.devices.insert(key.second);
         target = &alone;
       }
     }
     if (!target) continue;
-    target->content.merge(fragment);
-    target->devices.insert(fragment.names.begin(), fragment.names.end());
+    if (!fragment.errors.empty() && !target->filled) target->filled = std::make_unique<Filled>();
+    targets.emplace_back(&key, &fragment, target);
+  }
+
+  for (auto& [name, p] : name_only) {
+    if (p.filled) p.filled->devices.insert(name);
+  }
+  for (auto& [port, location] : port_place) {
+    for (std::size_t i : by_place[{KeyKind::kLocation, location}]) {
+      if (presences[i].filled) presences[i].filled->ports.insert(port);
+    }
+  }
+  for (auto& [segment, disk, location] : bindings_) {
+    Presence* p = find({KeyKind::kLocation, location}, segment);
+    if (p && p->filled) p->filled->devices.insert(disk);
+  }
+  for (auto& [key, fragment, target] : targets) {
+    if (!target->filled) continue;
+    Filled& f = *target->filled;
+    if (key->first == KeyKind::kPort) f.ports.insert(key->second);
+    f.content.merge(*fragment);
+    f.devices.insert(fragment->names.begin(), fragment->names.end());
   }
 
   Result result;
-  auto emit = [&](Presence& p) {
-    if (p.content.errors.empty()) return;
+  auto emit = [&](Presence& presence) {
+    if (!presence.filled) return;
+    Filled& p = *presence.filled;
     Finding f;
     const Facts& facts = p.content.facts;
     if (facts.serials.size() == 1) {
@@ -340,7 +361,7 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
     f.model = facts.model;
     f.pci = facts.pci;
     f.slot = facts.slot;
-    const auto& [kind, id] = p.place;
+    const auto& [kind, id] = presence.place;
     if (kind == KeyKind::kLocation) {
       if (looks_like_hctl(id)) {
         f.hctl = id;
