@@ -44,6 +44,14 @@ void both_ways(Check check) {
 
 }  // namespace
 
+#if DISKFAULT_AVX2
+TEST_CASE("the processor's AVX2 is found where the compiler's own check finds it") {
+  // cpu_has_avx2() reads glibc's record where it can; a wrong reading would quietly leave the
+  // AVX2 paths unused, which no other test would notice.
+  CHECK(cpu_has_avx2() == static_cast<bool>(__builtin_cpu_supports("avx2")));
+}
+#endif
+
 TEST_CASE("no literals, or an empty one, pass every message") {
   both_ways([] {
     CHECK(LiteralSearch().found_in(""));
