@@ -9,18 +9,16 @@
 
 namespace diskfault {
 
-LogFormat detect_source_format(int fd, off_t size, const std::string& name) {
-  return recognise_source_format(fd, size, name).value_or(LogFormat::kDmesg);
-}
+namespace {
 
-std::optional<LogFormat> recognise_source_format(int fd, off_t size, const std::string& name) {
-  constexpr std::size_t kSampleLines = 200;
-  constexpr std::size_t kSampleBytes = 64 * 1024;
-  // Blocks too small to be read ahead: a thread would cost more than the sample, and once
-  // started, glibc's malloc locks for the rest of the run.
-  constexpr std::size_t kSampleBlock = 16 * 1024;
-  static_assert(kSampleBlock < ReverseLineReader::kReadAheadMinBlock);
-  ReverseLineReader tail(fd, size, name, kSampleBlock);
+constexpr std::size_t kSampleLines = 200;
+constexpr std::size_t kSampleBytes = 64 * 1024;
+// Blocks too small to be read ahead: a thread would cost more than the sample, and once started,
+// glibc's malloc locks for the rest of the run.
+constexpr std::size_t kSampleBlock = 16 * 1024;
+static_assert(kSampleBlock < ReverseLineReader::kReadAheadMinBlock);
+
+std::optional<LogFormat> recognise_tail(ReverseLineReader& tail) {
   std::vector<std::string> sample;
   while (sample.size() < kSampleLines && tail.bytes_read() <= kSampleBytes) {
     auto line = tail.next();
@@ -28,6 +26,25 @@ std::optional<LogFormat> recognise_source_format(int fd, off_t size, const std::
     if (!line->text.empty()) sample.emplace_back(line->text);
   }
   return recognise_format(sample);
+}
+
+// The format of the source `reader` is about to read. A mapped log is looked at through the
+// reader's own mapping: a copy of its tail cost a fresh buffer's page faults and the read itself.
+std::optional<LogFormat> recognise_format_of(const ReverseLineReader& reader,
+                                             const Source& source) {
+  if (auto tail = reader.rewound(kSampleBlock)) return recognise_tail(*tail);
+  return recognise_source_format(source.fd.get(), source.size, source.name);
+}
+
+}  // namespace
+
+LogFormat detect_source_format(int fd, off_t size, const std::string& name) {
+  return recognise_source_format(fd, size, name).value_or(LogFormat::kDmesg);
+}
+
+std::optional<LogFormat> recognise_source_format(int fd, off_t size, const std::string& name) {
+  ReverseLineReader tail(fd, size, name, kSampleBlock);
+  return recognise_tail(tail);
 }
 
 void warn_on_stderr(const std::string& text) {
@@ -39,12 +56,13 @@ Report diagnose(const std::vector<std::string>& paths, const RuleSet& rules,
   ReportBuilder builder;
   for (const std::string& path : paths) {
     Source source = open_source(path);
+    ReverseLineReader reader(source.fd.get(), source.size, source.name, options.block_size);
     LogFormat format = source.live_kernel_log ? LogFormat::kKmsg
                        : options.format
                            ? *options.format
-                           : detect_source_format(source.fd.get(), source.size, source.name);
+                           : recognise_format_of(reader, source).value_or(LogFormat::kDmesg);
     if (options.format && !source.live_kernel_log && options.warn) {
-      auto seen = recognise_source_format(source.fd.get(), source.size, source.name);
+      auto seen = recognise_format_of(reader, source);
       if (seen && *seen != format) {
         options.warn(source.name + ": its lines look like " + std::string(format_name(*seen)) +
                      ", not " + std::string(format_name(format)) +
@@ -52,7 +70,6 @@ Report diagnose(const std::vector<std::string>& paths, const RuleSet& rules,
       }
     }
     std::size_t index = builder.add_source(source.name, std::string(format_name(format)));
-    ReverseLineReader reader(source.fd.get(), source.size, source.name, options.block_size);
     TraceStats stats;
     auto traced = trace_drives(match_lines(reader, format, rules), index, &stats);
     while (Traced* item = traced.next()) {

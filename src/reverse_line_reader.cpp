@@ -57,6 +57,12 @@ ReverseLineReader::ReverseLineReader(std::shared_ptr<const MappedFile> map, std:
   data_ = map_->data() + size;
 }
 
+std::unique_ptr<ReverseLineReader> ReverseLineReader::rewound(std::size_t block_size) const {
+  if (!map_) return nullptr;
+  return std::unique_ptr<ReverseLineReader>(
+      new ReverseLineReader(map_, map_->size(), name_, block_size, nullptr, nullptr));
+}
+
 ReverseLineReader::~ReverseLineReader() {
   if (part_thread_.joinable()) {
     part_stop_ = true;

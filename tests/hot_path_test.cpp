@@ -397,6 +397,31 @@ TEST_CASE("a page-cached log is read in place from 64 KiB, and split between cor
   CHECK(MatchOptions{}.second_core_min > static_cast<std::size_t>(size));
 }
 
+TEST_CASE("the format of a log read in place is recognised through the reader's mapping") {
+  test::TempDir dir;
+  std::mt19937 rng(15);
+  std::string log = tricky_syslog(rng, 1000);
+  while (log.size() < 70 * 1024) log += log;
+  const std::string path = dir.write("syslog.log", log);
+  if (!all_cached(path)) {
+    MESSAGE("the page cache does not hold the files in " << dir.path() << ": nothing to check");
+    return;
+  }
+  {
+    Source source = open_source(path);
+    REQUIRE(ReverseLineReader(source.fd.get(), source.size, source.name).mapped());
+    REQUIRE(recognise_source_format(source.fd.get(), source.size, source.name) ==
+            LogFormat::kSyslog);
+  }
+  // As the copy of its tail says (just above), and so with the same findings.
+  const Report report = diagnose({path}, test::default_rule_set(), {});
+  REQUIRE(report.sources.size() == 1);
+  CHECK(report.sources[0].format == format_name(LogFormat::kSyslog));
+  CHECK(report.sources[0].lines ==
+        static_cast<std::uint64_t>(std::count(log.begin(), log.end(), '\n')));
+  CHECK_FALSE(report.drives.empty());
+}
+
 TEST_CASE("dmesg stamps read by the fast path equal std::from_chars bit for bit") {
   std::mt19937_64 rng(3);
   char stamp[64];

@@ -285,6 +285,36 @@ TEST_CASE("a mapped file that shrinks while it is read is an error that names it
   }
 }
 
+TEST_CASE("a rewound reader reads the same mapping from its end again; a copying one has none") {
+  TempDir dir;
+  std::string data;
+  for (int i = 0; i < 2000; ++i) data += "[    1.000000] line " + std::to_string(i) + "\n";
+  const std::string path = dir.write("rewound.log", data);
+  diskfault::FileDescriptor fd(::open(path.c_str(), O_RDONLY));
+  REQUIRE(fd.get() >= 0);
+  const auto size = static_cast<off_t>(data.size());
+  const std::vector<std::string> expected = forward_split(data);
+
+  ReverseLineReader mapped(fd.get(), size, path, 4096, ReadMode::kMapped);
+  REQUIRE(mapped.mapped());
+  for (int i = 0; i < 500; ++i) REQUIRE(mapped.next());  // where the first reader stands is its own
+  for (std::size_t block : {std::size_t{100}, std::size_t{16 * 1024}}) {
+    CAPTURE(block);
+    auto again = mapped.rewound(block);
+    REQUIRE(again);
+    std::vector<std::string> lines;
+    while (auto line = again->next()) lines.emplace_back(line->text);
+    CHECK(std::vector<std::string>(lines.rbegin(), lines.rend()) == expected);
+  }
+  // And the first reader goes on where it was.
+  auto line = mapped.next();
+  REQUIRE(line);
+  CHECK(line->text == expected[expected.size() - 501]);
+
+  ReverseLineReader copied(fd.get(), size, path, 4096, ReadMode::kCopy);
+  CHECK_FALSE(copied.rewound(4096));
+}
+
 // The file pages this process has mapped and resident, in bytes: RssFile, and RssShmem, where a
 // file on tmpfs counts.
 std::size_t resident_file_bytes() {
