@@ -9,7 +9,9 @@
 // is not C++ to clang, which knows no _Bool there.)
 #if __has_include(<sys/platform/x86.h>) && !defined(__clang__)
 #include <sys/platform/x86.h>
+#ifdef CPU_FEATURE_ACTIVE  // glibc 2.33 on; 2.32's header has another name for it
 #define DISKFAULT_GLIBC_CPU_FEATURES 1
+#endif
 #endif
 // Code built for AVX2 (gnu::target("avx2")) is compiled in; it runs where cpu_has_avx2().
 #define DISKFAULT_AVX2 1

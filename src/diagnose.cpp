@@ -30,6 +30,8 @@ std::optional<LogFormat> recognise_tail(ReverseLineReader& tail) {
 
 // The format of the source `reader` is about to read. A mapped log is looked at through the
 // reader's own mapping: a copy of its tail cost a fresh buffer's page faults and the read itself.
+// The sample is the same lines, but where a line near the end is longer than a block: the copy
+// reads it whole into a grown block and counts those bytes, so it may stop sooner.
 std::optional<LogFormat> recognise_format_of(const ReverseLineReader& reader,
                                              const Source& source) {
   if (auto tail = reader.rewound(kSampleBlock)) return recognise_tail(*tail);

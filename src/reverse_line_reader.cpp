@@ -58,9 +58,9 @@ ReverseLineReader::ReverseLineReader(std::shared_ptr<const MappedFile> map, std:
 }
 
 std::unique_ptr<ReverseLineReader> ReverseLineReader::rewound(std::size_t block_size) const {
-  if (!map_) return nullptr;
-  return std::unique_ptr<ReverseLineReader>(
-      new ReverseLineReader(map_, map_->size(), name_, block_size, nullptr, nullptr));
+  if (!map_ || marking_) return nullptr;
+  return std::unique_ptr<ReverseLineReader>(new ReverseLineReader(
+      map_, map_->size(), name_, std::max<std::size_t>(block_size, 1), nullptr, nullptr));
 }
 
 ReverseLineReader::~ReverseLineReader() {

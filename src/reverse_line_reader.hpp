@@ -215,7 +215,7 @@ class ReverseLineReader {
   // The size of the file it maps; 0 if it reads by copy.
   std::size_t mapped_size() const noexcept { return map_ ? map_->size() : 0; }
   // Another reader of the same mapped file from its end, for a look at its last lines that
-  // neither maps nor copies it again; null if this one reads by copy.
+  // neither maps nor copies it again; null if this one reads by copy or is a part's reader.
   std::unique_ptr<ReverseLineReader> rewound(std::size_t block_size) const;
   // Whether scan_older_part() split the file.
   bool split() const noexcept { return part_end_ != 0; }

@@ -413,8 +413,20 @@ TEST_CASE("the format of a log read in place is recognised through the reader's 
     REQUIRE(recognise_source_format(source.fd.get(), source.size, source.name) ==
             LogFormat::kSyslog);
   }
-  // As the copy of its tail says (just above), and so with the same findings.
+  // As the copy of its tail says (just above), and so with the same findings; and with no read
+  // call on the way: the sample came through the mapping. Reading the count costs read calls
+  // itself, as many each time: they are measured first.
+  auto read_calls = [] { return test::proc_sum("/proc/self/io", {"syscr:"}); };
+  const long long start = read_calls();
+  const long long reading_the_count = read_calls() - start;
+  const long long before = read_calls();
   const Report report = diagnose({path}, test::default_rule_set(), {});
+  const long long after = read_calls();
+  if (start < 0) {
+    MESSAGE("this kernel keeps no count of read calls (/proc/self/io): the path is not checked");
+  } else {
+    CHECK(after - before == reading_the_count);
+  }
   REQUIRE(report.sources.size() == 1);
   CHECK(report.sources[0].format == format_name(LogFormat::kSyslog));
   CHECK(report.sources[0].lines ==

@@ -318,7 +318,7 @@ TEST_CASE("a rewound reader reads the same mapping from its end again; a copying
 // The file pages this process has mapped and resident, in bytes: RssFile, and RssShmem, where a
 // file on tmpfs counts.
 std::size_t resident_file_bytes() {
-  const long long kib = diskfault::test::proc_kib("/proc/self/status", {"RssFile:", "RssShmem:"});
+  const long long kib = diskfault::test::proc_sum("/proc/self/status", {"RssFile:", "RssShmem:"});
   REQUIRE(kib >= 0);
   return static_cast<std::size_t>(kib) * 1024;
 }
@@ -739,7 +739,7 @@ namespace {
 // FilePmdMapped and ShmemPmdMapped in /proc/self/smaps_rollup, in KiB; -1 where the kernel does
 // not say.
 long long pmd_mapped_kib() {
-  return diskfault::test::proc_kib("/proc/self/smaps_rollup",
+  return diskfault::test::proc_sum("/proc/self/smaps_rollup",
                                    {"FilePmdMapped:", "ShmemPmdMapped:"});
 }
 

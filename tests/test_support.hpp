@@ -131,9 +131,9 @@ inline std::size_t resident_pages(int fd, off_t offset, std::size_t length) {
       std::count_if(pages.begin(), pages.end(), [](unsigned char p) { return p & 1; }));
 }
 
-// The sum of the fields `keys` (each "Name:", in KiB) of a /proc file such as /proc/self/status;
-// -1 where one of them is missing.
-inline long long proc_kib(const std::string& path, std::initializer_list<std::string_view> keys) {
+// The sum of the fields `keys` (each "Name:", its number after it: KiB in /proc/self/status, a
+// count in /proc/self/io) of a /proc file; -1 where one of them is missing.
+inline long long proc_sum(const std::string& path, std::initializer_list<std::string_view> keys) {
   std::ifstream in(path);
   std::string key;
   long long total = 0, kib = 0;
