@@ -295,7 +295,7 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
 
   // Where each fragment goes; a presence is filled once an error goes there.
   std::map<std::string, Presence> name_only;
-  std::vector<std::tuple<const Key*, const Fragment*, Presence*>> targets;
+  std::vector<std::pair<const Fragment*, Presence*>> targets;
   targets.reserve(fragments_.size());
   for (auto& [key_segment, fragment] : fragments_) {
     const auto& [key, segment] = key_segment;
@@ -319,12 +319,11 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
     }
     if (!target) continue;
     if (!fragment.errors.empty() && !target->filled) target->filled = std::make_unique<Filled>();
-    targets.emplace_back(&key, &fragment, target);
+    targets.emplace_back(&fragment, target);
   }
 
-  for (auto& [name, p] : name_only) {
-    if (p.filled) p.filled->devices.insert(name);
-  }
+  // A name-only presence's name is among its fragments' names; a port's fragment goes to its own
+  // presence, or to its address's, which the ports tied to that address are given here.
   for (auto& [port, location] : port_place) {
     for (std::size_t i : by_place[{KeyKind::kLocation, location}]) {
       if (presences[i].filled) presences[i].filled->ports.insert(port);
@@ -334,10 +333,9 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
     Presence* p = find({KeyKind::kLocation, location}, segment);
     if (p && p->filled) p->filled->devices.insert(disk);
   }
-  for (auto& [key, fragment, target] : targets) {
+  for (auto& [fragment, target] : targets) {
     if (!target->filled) continue;
     Filled& f = *target->filled;
-    if (key->first == KeyKind::kPort) f.ports.insert(key->second);
     f.content.merge(*fragment);
     f.devices.insert(fragment->names.begin(), fragment->names.end());
   }

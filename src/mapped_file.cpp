@@ -127,6 +127,14 @@ std::optional<std::uint64_t> pmd_mapped_kib() {
   return total;
 }
 
+// The first release unit boundary at or after `address`, and the last at or before it.
+constexpr std::uintptr_t unit_up(std::uintptr_t address) {
+  return (address + MappedFile::kReleaseUnit - 1) & ~(MappedFile::kReleaseUnit - 1);
+}
+constexpr std::uintptr_t unit_down(std::uintptr_t address) {
+  return address & ~(MappedFile::kReleaseUnit - 1);
+}
+
 // Whether the kernel maps most of the file at `data` (a mapping of `size` bytes, at least a few
 // release units) in huge pages: touches its first, middle and last whole release units, and
 // counts how many of them the huge-page total grew by. True where the kernel does not say, as
@@ -137,10 +145,10 @@ std::optional<std::uint64_t> pmd_mapped_kib() {
 bool maps_in_huge_pages(const char* data, std::size_t size) {
   constexpr std::size_t kUnit = MappedFile::kReleaseUnit;
   const auto base = reinterpret_cast<std::uintptr_t>(data);
-  const std::uintptr_t first = (base + kUnit - 1) & ~(kUnit - 1);
-  const std::uintptr_t last = ((base + size) & ~(kUnit - 1)) - kUnit;
+  const std::uintptr_t first = unit_up(base);
+  const std::uintptr_t last = unit_down(base + size) - kUnit;
   if (last < first + 2 * kUnit) return true;  // too few whole units to tell by
-  const std::uintptr_t middle = first + (last - first) / 2 / kUnit * kUnit;
+  const std::uintptr_t middle = first + unit_down((last - first) / 2);
   const std::optional<std::uint64_t> before = pmd_mapped_kib();
   if (!before) return true;
   for (std::uintptr_t unit : {first, middle, last}) {
@@ -203,7 +211,7 @@ void MappedFile::check() const {
 std::size_t MappedFile::release(std::size_t from, std::size_t to) const noexcept {
   to = std::min(to, size_);  // nothing past the mapping: what lies there is not ours
   const std::uintptr_t base = reinterpret_cast<std::uintptr_t>(data_);
-  const std::uintptr_t first = (base + from + kReleaseUnit - 1) & ~(kReleaseUnit - 1);
+  const std::uintptr_t first = unit_up(base + from);
   const std::uintptr_t last = (base + to) & ~(page_size - 1);
   if (first >= last) return to;
   ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);

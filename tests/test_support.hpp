@@ -136,11 +136,11 @@ inline std::size_t resident_pages(int fd, off_t offset, std::size_t length) {
 inline long long proc_sum(const std::string& path, std::initializer_list<std::string_view> keys) {
   std::ifstream in(path);
   std::string key;
-  long long total = 0, kib = 0;
+  long long total = 0, value = 0;
   std::size_t found = 0;
   while (in >> key) {
-    if (std::find(keys.begin(), keys.end(), key) != keys.end() && in >> kib) {
-      total += kib;
+    if (std::find(keys.begin(), keys.end(), key) != keys.end() && in >> value) {
+      total += value;
       ++found;
     }
     in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
