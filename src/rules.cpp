@@ -253,8 +253,8 @@ std::vector<Rule> default_rules() {
 struct RuleSet::Impl {
   // A rule's own RE2 (for its captures), made once, on first use for a proven rule.
   struct Compiled {
-    std::once_flag once;
-    std::string error;  // why the rule cannot be used; "" once it compiled
+    std::atomic<bool> done{false};  // compile() ran; set under `compiling`
+    std::string error;              // why the rule cannot be used; "" once it compiled
     std::unique_ptr<RE2> regex;
     std::array<int, kFieldCount> group{};  // capture group number per field, 0 if absent
     int groups = 0;
@@ -277,7 +277,11 @@ struct RuleSet::Impl {
   };
 
   std::vector<Rule> rules;
-  std::unique_ptr<Compiled[]> compiled;  // one per rule; once_flag pins them in place
+  std::unique_ptr<Compiled[]> compiled;  // one per rule; the atomics pin them in place
+  // Taken only to compile. Not std::call_once: glibc's wakes waiters with a futex call after
+  // every first call: a system call per rule compiled, about a microsecond each on the machine
+  // of BENCHMARKS.md.
+  mutable std::mutex compiling;
   std::vector<Audience> audiences;
   const Audience* kernel_audience = nullptr;  // the audience of kernel messages, if any rule has it
 
@@ -285,9 +289,15 @@ struct RuleSet::Impl {
   // pattern that does not compile or names an unknown capture.
   const Compiled& ready(std::size_t i) const {
     Compiled& c = compiled[i];
-    // compile() reports a faulty rule in c.error: unwinding out of call_once is not safe on
-    // every C library, and the fault must be reported on every call, not only the first.
-    std::call_once(c.once, [&] { compile(i, c); });
+    if (!c.done.load(std::memory_order_acquire)) {
+      std::lock_guard lock(compiling);
+      if (!c.done.load(std::memory_order_relaxed)) {
+        compile(i, c);
+        c.done.store(true, std::memory_order_release);
+      }
+    }
+    // compile() reports a faulty rule in c.error: the fault must be reported on every call, not
+    // only the first.
     if (!c.error.empty()) throw RulesError(c.error);
     return c;
   }
