@@ -15,11 +15,12 @@ struct HeapReserve {
 // Grows glibc's main heap by about `bytes` and has the kernel back all of it at once
 // (MADV_POPULATE_WRITE); from then on the heap keeps that much room at its top (M_TOP_PAD), so
 // free() does not hand it back. Why: a run on a small log allocates a few hundred KiB (compiled
-// rules, the correlator, the command line) in fresh pages, and the page fault that brings in
-// each cost about 10 µs on the paravirtual machine of BENCHMARKS.md, against well under 1 µs a
-// page populated in one call. Call it before any other thread starts. Does nothing, and returns an
-// empty range, where the allocator is not glibc's own (a sanitizer's), the heap did not grow
-// by brk(), or the kernel is older than 5.14.
+// rules, the correlator, the command line) in fresh pages, and the page fault that brought in
+// each cost about 10 µs on the paravirtual machine of BENCHMARKS.md; populated in one call, a page
+// costs under 1 µs, and its first touch then about 5 µs (the hypervisor's own fault). Call it
+// before any other thread starts. Does nothing, and returns an empty range, where the allocator
+// is not glibc's own (a sanitizer's), the heap did not grow by brk(), or the kernel is older than
+// 5.14.
 HeapReserve reserve_heap(std::size_t bytes) noexcept;
 
 }  // namespace diskfault
