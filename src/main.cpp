@@ -14,7 +14,7 @@
 #include "diagnose.hpp"
 #include "file_descriptor.hpp"
 #include "follow.hpp"
-#include "heap_reserve.hpp"
+#include "heap_prefault.hpp"
 #include "host_enrich.hpp"
 #include "line_format.hpp"
 #include "report_printers.hpp"
@@ -318,7 +318,7 @@ int run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   // About what a run on a 200 KB log allocates (BENCHMARKS.md, item 29).
-  reserve_heap(std::size_t{512} << 10);
+  prefault_heap(std::size_t{512} << 10);
   // The one place errors end: every failure becomes one line on stderr and exit status 2.
   try {
     return run(argc, argv);

@@ -278,9 +278,9 @@ struct RuleSet::Impl {
 
   std::vector<Rule> rules;
   std::unique_ptr<Compiled[]> compiled;  // one per rule; the atomics pin them in place
-  // Taken only to compile. Not std::call_once: glibc's wakes waiters with a futex call after
-  // every first call: a system call per rule compiled, about a microsecond each on the machine
-  // of BENCHMARKS.md.
+  // Taken only to compile, so compile() must not come back to ready(). Not std::call_once:
+  // glibc's wakes waiters with a futex call after every first call: a system call per rule
+  // compiled, about a microsecond each on the machine of BENCHMARKS.md.
   mutable std::mutex compiling;
   std::vector<Audience> audiences;
   const Audience* kernel_audience = nullptr;  // the audience of kernel messages, if any rule has it

@@ -5,8 +5,8 @@
 
 namespace diskfault {
 
-// What reserve_heap() made resident: [begin, end), empty where it made nothing resident.
-struct HeapReserve {
+// What prefault_heap() made resident: [begin, end), empty where it made nothing resident.
+struct PrefaultedHeap {
   char* begin = nullptr;
   char* end = nullptr;
   std::size_t size() const { return static_cast<std::size_t>(end - begin); }
@@ -18,9 +18,11 @@ struct HeapReserve {
 // rules, the correlator, the command line) in fresh pages, and the page fault that brought in
 // each cost about 10 µs on the paravirtual machine of BENCHMARKS.md; populated in one call, a page
 // costs under 1 µs, and its first touch then about 5 µs (the hypervisor's own fault). Call it
-// before any other thread starts. Does nothing, and returns an empty range, where the allocator
-// is not glibc's own (a sanitizer's), the heap did not grow by brk(), or the kernel is older than
-// 5.14.
-HeapReserve reserve_heap(std::size_t bytes) noexcept;
+// before any other thread starts.
+//
+// Does nothing, and returns an empty range, on a kernel older than 5.14 (no MADV_POPULATE_WRITE)
+// or where malloc is not glibc's (a sanitizer's declines mallopt). Where glibc's malloc does not
+// grow its heap by brk() (an mmap threshold below 64 KiB), the pad is set and nothing populated.
+PrefaultedHeap prefault_heap(std::size_t bytes) noexcept;
 
 }  // namespace diskfault

@@ -1,0 +1,81 @@
+// Tests of prefault_heap(): the heap it grows is resident before anything writes to it, and stays.
+#include "heap_prefault.hpp"
+
+#include <doctest/doctest.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+using namespace diskfault;
+
+namespace {
+
+// Whether malloc is glibc's, taking an allocation below its mmap threshold from the brk() heap:
+// not under a sanitizer or valgrind, whose allocators keep their heaps elsewhere.
+bool malloc_takes_brk_heap() {
+  void* volatile probe = std::malloc(64 * 1024);
+  const bool below = probe != nullptr && static_cast<char*>(probe) < static_cast<char*>(::sbrk(0));
+  std::free(probe);
+  return below;
+}
+
+// Whether this kernel populates on request (Linux 5.14 on): asked of a mapping of our own.
+bool kernel_populates() {
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  void* probe = ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (probe == MAP_FAILED) return false;
+  const bool populates = ::madvise(probe, page, MADV_POPULATE_WRITE) == 0;
+  ::munmap(probe, page);
+  return populates;
+}
+
+}  // namespace
+
+TEST_CASE("prefault_heap grows the heap, makes every page of the growth resident, and keeps it") {
+  const bool brk_heap = malloc_takes_brk_heap();
+  const std::size_t bytes = std::size_t{512} << 10;
+  const PrefaultedHeap heap = prefault_heap(bytes);
+  if (!brk_heap) {
+    CHECK(heap.size() == 0);  // another allocator: nothing of glibc's heap to populate
+    return;
+  }
+  if (!kernel_populates()) {
+    MESSAGE("this kernel has no MADV_POPULATE_WRITE (Linux 5.14 on): nothing to check");
+    CHECK(heap.size() == 0);
+    return;
+  }
+  REQUIRE(heap.size() > 0);
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  CHECK(reinterpret_cast<std::uintptr_t>(heap.begin) % page == 0);
+  CHECK(heap.size() % page == 0);
+  // Freshly grown heap that nothing wrote to yet: without the populating call, most of these
+  // pages would not be resident (only the few malloc wrote its chunk headers to).
+  std::vector<unsigned char> resident(heap.size() / page);
+  REQUIRE(::mincore(heap.begin, heap.size(), resident.data()) == 0);
+  std::size_t missing = 0;
+  for (unsigned char r : resident) missing += (r & 1) == 0 ? 1 : 0;
+  CHECK(missing == 0);
+  // Memory taken from the top and freed again: free() trims the heap back to the pad, which keeps
+  // the range and most of `bytes` above its start (glibc's own pad is 128 KiB).
+  std::vector<void*> blocks;
+  for (int i = 0; i < 8; ++i) {
+    void* block = std::malloc(64 * 1024);
+    REQUIRE(block != nullptr);
+    std::memset(block, 1, 64 * 1024);
+    blocks.push_back(block);
+  }
+  for (void* block : blocks) std::free(block);
+  char* const top = static_cast<char*>(::sbrk(0));
+  CHECK(heap.end <= top);
+  CHECK(top - heap.begin >= static_cast<std::ptrdiff_t>(bytes / 3));
+}
+
+TEST_CASE("prefault_heap of nothing, or of more than mallopt takes, does nothing") {
+  CHECK(prefault_heap(0).size() == 0);
+  CHECK(prefault_heap(std::size_t{1} << 40).size() == 0);
+}
