@@ -18,9 +18,10 @@ namespace diskfault {
 class MappedFile {
  public:
   // Maps the first `size` bytes of `fd` if it is a regular file whose pages the page cache holds
-  // (a sample of them: a log the disk must deliver is read faster with pread and read-ahead, and
-  // cannot fail under a mapping) and, from kSmallPagesCopyMin, maps mostly in huge pages (two of
-  // three units sampled); otherwise nullptr. `name` is for error messages.
+  // (every page of a log up to 2 MiB, a sample of a larger one: a log the disk must deliver is
+  // read faster with pread and read-ahead, and cannot fail under a mapping) and, from
+  // kSmallPagesCopyMin, maps mostly in huge pages (two of three units sampled); otherwise nullptr.
+  // `name` is for error messages.
   static std::unique_ptr<MappedFile> map_if_cached(int fd, off_t size, std::string name);
   // A log the page cache holds in small pages (as it holds one written in small appends, the way
   // syslog daemons write) costs page faults by the thousand (28 575 for 1 GiB, against 1 035

@@ -676,44 +676,34 @@ TEST_CASE("a small log with one page out of the page cache is read by copy, not 
   // Every page of a small log is asked about, not a sample: page 1 of a 1 MiB log lies between
   // the first two of the 32 pages a sample would look at.
   TempDir dir;
-  const std::string data = repeated("[    1.000000] a line of noise on disk\n", 1 << 20);
+  const std::string data = usb_lines(1 << 20);
   const std::string path = dir.write("gap.log", data);
-  int fd = ::open(path.c_str(), O_RDONLY);
-  REQUIRE(fd >= 0);
+  diskfault::FileDescriptor fd(::open(path.c_str(), O_RDONLY));
+  REQUIRE(fd.get() >= 0);
   const auto size = static_cast<off_t>(data.size());
   const off_t page = ReverseLineReader::kPage;
-  if (!evict(fd, size)) {
+  if (!evict(fd.get(), size)) {
     MESSAGE("the page cache keeps the files in " << dir.path() << ": nothing to check");
-    ::close(fd);
     return;
   }
   // Everything back but page 1 (read-ahead brings in whole aligned folios: none reaches it).
-  REQUIRE(::posix_fadvise(fd, 0, page, POSIX_FADV_WILLNEED) == 0);
-  REQUIRE(::posix_fadvise(fd, 2 * page, size - 2 * page, POSIX_FADV_WILLNEED) == 0);
+  REQUIRE(::posix_fadvise(fd.get(), 0, page, POSIX_FADV_WILLNEED) == 0);
+  REQUIRE(::posix_fadvise(fd.get(), 2 * page, size - 2 * page, POSIX_FADV_WILLNEED) == 0);
   const auto all = static_cast<std::size_t>(size);
   const std::size_t pages = (all + static_cast<std::size_t>(page) - 1) / page;
-  for (int tries = 0; tries < 400 && diskfault::test::resident_pages(fd, 0, all) < pages - 1;
-       ++tries) {
+  auto resident = [&] { return diskfault::test::resident_pages(fd.get(), 0, all); };
+  for (int tries = 0; tries < 400 && resident() < pages - 1; ++tries) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  if (diskfault::test::resident_pages(fd, page, 1) != 0 ||
-      diskfault::test::resident_pages(fd, 0, all) != pages - 1) {
+  if (diskfault::test::resident_pages(fd.get(), page, 1) != 0 || resident() != pages - 1) {
     MESSAGE("the page cache did not hold all of " << path << " but its second page");
-    ::close(fd);
     return;
   }
-  {
-    ReverseLineReader reader(fd, size, path);
-    CHECK_FALSE(reader.mapped());
-  }
+  CHECK_FALSE(ReverseLineReader(fd.get(), size, path).mapped());
   // And once the page is back, in place.
   std::vector<char> buffer(static_cast<std::size_t>(page));
-  REQUIRE(::pread(fd, buffer.data(), buffer.size(), page) == page);
-  {
-    ReverseLineReader reader(fd, size, path);
-    CHECK(reader.mapped());
-  }
-  ::close(fd);
+  REQUIRE(::pread(fd.get(), buffer.data(), buffer.size(), page) == page);
+  CHECK(ReverseLineReader(fd.get(), size, path).mapped());
 }
 
 TEST_CASE("a file not in the page cache: read whole, and its next bytes asked for at once") {
