@@ -1,0 +1,94 @@
+// A floor under diskfault's run on a small log: a fresh process of the same build (linked the same
+// way, its heap made resident as diskfault's is) that compiles, with RE2, the built-in rules the
+// log's lines match, exactly as RuleSet compiles them, and does nothing else: no reading, no
+// matching, no correlation, no report, no command line. RE2 compiles at run time and keeps no
+// compiled program across processes, and a rule is compiled the first time a line might match it,
+// so a run on a log pays at least this; with no rule named, what is left is the start of a process
+// of this size. BENCHMARKS.md sets the 5 ms bar for a 200 KB log against it.
+//
+// Usage: compile_floor --needed LOG   prints the names of the built-in rules that match a line of
+//                                     LOG (the first that matches each line, as diskfault's
+//                                     matcher takes it), one a line, in the rules' order; slow,
+//                                     and not what is timed
+//        compile_floor [RULE...]      compiles the named built-in rules; prints how many
+// A benchmark, not a tool: exit status 2 on a name it does not know or a log it cannot read.
+#include <re2/re2.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "default_rules.hpp"
+#include "heap_prefault.hpp"
+#include "line_format.hpp"
+#include "rules.hpp"
+
+namespace {
+
+using namespace diskfault;
+
+int fail(const std::string& what) {
+  std::fprintf(stderr, "compile_floor: %s\n", what.c_str());
+  return 2;
+}
+
+// The lines of the file at `path`, or nullopt where it cannot be read.
+std::optional<std::vector<std::string>> read_lines(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(std::move(line));
+  if (in.bad()) return std::nullopt;
+  return lines;
+}
+
+int print_needed(const std::string& path) {
+  auto lines = read_lines(path);
+  if (!lines) return fail(path + ": cannot be read");
+  // The format as diskfault tells it: from the lines at the end of the log.
+  const std::size_t sample = std::min<std::size_t>(lines->size(), 64);
+  const LogFormat format =
+      detect_format(std::span<const std::string>(lines->data() + lines->size() - sample, sample));
+  RuleSet rules(default_rules());
+  std::set<std::size_t> matched;
+  for (const std::string& line : *lines) {
+    const Record record = parse_line(format, line);
+    if (record.kind != RecordKind::kMessage) continue;
+    if (auto m = rules.match(record)) matched.insert(m->rule);
+  }
+  std::string out;
+  for (std::size_t i : matched) out += rules.rules()[i].name + "\n";
+  std::fputs(out.c_str(), stdout);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // As diskfault's main does first (BENCHMARKS.md, item 29): the floor is diskfault's own start.
+  prefault_heap(std::size_t{512} << 10);
+  const std::vector<std::string_view> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "--needed") {
+    if (args.size() != 2) return fail("usage: compile_floor --needed LOG");
+    return print_needed(std::string(args[1]));
+  }
+  std::vector<CompiledPattern> compiled;
+  compiled.reserve(args.size());
+  for (std::string_view name : args) {
+    const RuleText* text = nullptr;
+    for (const RuleText& t : kDefaultRuleTexts) {
+      if (t.name == name) text = &t;
+    }
+    if (text == nullptr) return fail("no built-in rule named '" + std::string(name) + "'");
+    compiled.push_back(compile_pattern(std::string(text->pattern)));
+    if (!compiled.back().regex->ok()) return fail(std::string(name) + ": does not compile");
+  }
+  std::printf("%zu rules compiled\n", compiled.size());
+  return 0;
+}
