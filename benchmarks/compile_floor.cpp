@@ -14,20 +14,21 @@
 // A benchmark, not a tool: exit status 2 on a name it does not know or a log it cannot read.
 #include <re2/re2.h>
 
-#include <algorithm>
 #include <cstdio>
+#include <exception>
 #include <fstream>
 #include <optional>
 #include <set>
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "default_rules.hpp"
+#include "diagnose.hpp"
 #include "heap_prefault.hpp"
 #include "line_format.hpp"
 #include "rules.hpp"
+#include "source.hpp"
 
 namespace {
 
@@ -51,10 +52,9 @@ std::optional<std::vector<std::string>> read_lines(const std::string& path) {
 int print_needed(const std::string& path) {
   auto lines = read_lines(path);
   if (!lines) return fail(path + ": cannot be read");
-  // The format as diskfault tells it: from the lines at the end of the log.
-  const std::size_t sample = std::min<std::size_t>(lines->size(), 64);
-  const LogFormat format =
-      detect_format(std::span<const std::string>(lines->data() + lines->size() - sample, sample));
+  // The format as diskfault tells it, from the log's last lines.
+  const Source source = open_source(path);
+  const LogFormat format = detect_source_format(source.fd.get(), source.size, source.name);
   RuleSet rules(default_rules());
   std::set<std::size_t> matched;
   for (const std::string& line : *lines) {
@@ -76,7 +76,11 @@ int main(int argc, char** argv) {
   const std::vector<std::string_view> args(argv + 1, argv + argc);
   if (!args.empty() && args[0] == "--needed") {
     if (args.size() != 2) return fail("usage: compile_floor --needed LOG");
-    return print_needed(std::string(args[1]));
+    try {
+      return print_needed(std::string(args[1]));
+    } catch (const std::exception& e) {
+      return fail(e.what());
+    }
   }
   std::vector<CompiledPattern> compiled;
   compiled.reserve(args.size());
