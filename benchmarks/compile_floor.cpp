@@ -4,7 +4,7 @@
 // matching, no correlation, no report, no command line. RE2 compiles at run time and keeps no
 // compiled program across processes, and a rule is compiled the first time a line might match it,
 // so a run on a log pays at least this; with no rule named, what is left is the start of a process
-// of this size. BENCHMARKS.md sets the 5 ms bar for a 200 KB log against it.
+// of this size. BENCHMARKS.md holds the 5 ms bar for a 200 KB log up against it.
 //
 // Usage: compile_floor --needed LOG   prints the names of the built-in rules that match a line of
 //                                     LOG (the first that matches each line, as diskfault's
