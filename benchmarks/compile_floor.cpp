@@ -11,13 +11,11 @@
 //                                     matcher takes it), one a line, in the rules' order; slow,
 //                                     and not what is timed
 //        compile_floor [RULE...]      compiles the named built-in rules; prints how many
-// A benchmark, not a tool: exit status 2 on a name it does not know or a log it cannot read.
+// A benchmark, not a tool: exit status 2 on a name it does not know or a log it cannot open.
 #include <re2/re2.h>
 
 #include <cstdio>
 #include <exception>
-#include <fstream>
-#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -27,6 +25,7 @@
 #include "diagnose.hpp"
 #include "heap_prefault.hpp"
 #include "line_format.hpp"
+#include "reverse_line_reader.hpp"
 #include "rules.hpp"
 #include "source.hpp"
 
@@ -39,26 +38,15 @@ int fail(const std::string& what) {
   return 2;
 }
 
-// The lines of the file at `path`, or nullopt where it cannot be read.
-std::optional<std::vector<std::string>> read_lines(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(std::move(line));
-  if (in.bad()) return std::nullopt;
-  return lines;
-}
-
+// The log read from its end as diskfault reads it, with its format told as diskfault tells it.
 int print_needed(const std::string& path) {
-  auto lines = read_lines(path);
-  if (!lines) return fail(path + ": cannot be read");
-  // The format as diskfault tells it, from the log's last lines.
   const Source source = open_source(path);
   const LogFormat format = detect_source_format(source.fd.get(), source.size, source.name);
+  ReverseLineReader reader(source.fd.get(), source.size, source.name);
   RuleSet rules(default_rules());
   std::set<std::size_t> matched;
-  for (const std::string& line : *lines) {
-    const Record record = parse_line(format, line);
+  while (const auto line = reader.next()) {
+    const Record record = parse_line(format, line->text);
     if (record.kind != RecordKind::kMessage) continue;
     if (auto m = rules.match(record)) matched.insert(m->rule);
   }
