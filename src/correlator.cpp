@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <limits>
 #include <memory>
+#include <optional>
+#include <span>
 
 #include "device_names.hpp"
 
@@ -167,9 +169,11 @@ void BootCorrelator::add(const Match& m) {
     }
   }
 
-  if (!disk.empty() && !hctl.empty()) bindings_.emplace(segment_, disk, std::string(hctl));
+  // insert, not emplace: every line of a drive states its binding again, and emplace makes (and
+  // drops) a node each time.
+  if (!disk.empty() && !hctl.empty()) bindings_.insert({segment_, disk, std::string(hctl)});
   if (std::string nvme = nvme_controller_of(disk); !nvme.empty()) {
-    bindings_.emplace(segment_, disk, nvme);
+    bindings_.insert({segment_, disk, std::move(nvme)});
   }
   if (!port.empty() && !hctl.empty()) port_locations_[std::string(port)].insert(std::string(hctl));
   if (!hctl.empty()) {
@@ -245,50 +249,61 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
     std::unique_ptr<Filled> filled;
   };
   std::vector<Presence> presences;
-  std::map<Key, std::vector<std::size_t>> by_place;
 
-  // Presences of each place, from its boundaries taken oldest first.
-  std::map<Key, std::vector<const Boundary*>> place_boundaries;
-  for (const Boundary& b : boundaries_) place_boundaries[place_of(b.key)].push_back(&b);
-  auto places = [&] {
-    std::set<Key> all;
-    for (auto& [k, v] : place_boundaries) all.insert(k);
-    for (auto& [ks, f] : fragments_) {
-      if (ks.first.first != KeyKind::kName) all.insert(place_of(ks.first));
-    }
-    for (auto& [segment, disk, location] : bindings_) all.insert({KeyKind::kLocation, location});
-    return all;
-  }();
+  // Every place of the boot, in order, and its presences: a run of `presences` per place, found by
+  // binary search. Sorted vectors, not maps: they were a third of this function's time on a log
+  // dense in faults (BENCHMARKS.md, item 35).
+  std::vector<Key> places;
+  places.reserve(boundaries_.size() + fragments_.size() + bindings_.size());
+  for (const Boundary& b : boundaries_) places.push_back(place_of(b.key));
+  for (auto& [ks, f] : fragments_) {
+    if (ks.first.first != KeyKind::kName) places.push_back(place_of(ks.first));
+  }
+  for (auto& [segment, disk, location] : bindings_)
+    places.push_back({KeyKind::kLocation, location});
+  std::sort(places.begin(), places.end());
+  places.erase(std::unique(places.begin(), places.end()), places.end());
+  auto index_of = [&](const Key& place) -> std::optional<std::size_t> {
+    auto it = std::lower_bound(places.begin(), places.end(), place);
+    if (it == places.end() || *it != place) return std::nullopt;
+    return static_cast<std::size_t>(it - places.begin());
+  };
+  // Each place's boundaries, oldest first.
+  std::vector<std::pair<std::size_t, const Boundary*>> by_place;
+  by_place.reserve(boundaries_.size());
+  for (const Boundary& b : boundaries_) by_place.emplace_back(*index_of(place_of(b.key)), &b);
+  std::sort(by_place.begin(), by_place.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : a.second->from_end > b.second->from_end;
+  });
   const std::uint32_t oldest = std::numeric_limits<std::uint32_t>::max();
-  for (const Key& place : places) {
-    auto& list = place_boundaries[place];
-    std::sort(list.begin(), list.end(),
-              [](const Boundary* a, const Boundary* b) { return a->from_end > b->from_end; });
+  std::vector<std::size_t> first_presence(places.size() + 1);  // place i's: [first[i], first[i+1])
+  auto boundary = by_place.begin();
+  for (std::size_t i = 0; i < places.size(); ++i) {
+    first_presence[i] = presences.size();
     std::uint32_t hi = oldest;
     bool detached = false;
-    auto close_before = [&](std::uint32_t segment) {
-      if (segment + 1 <= hi) {
-        by_place[place].push_back(presences.size());
-        presences.push_back(Presence{place, hi, segment + 1, nullptr});
-      }
-      hi = segment;
-      detached = false;
-    };
-    for (const Boundary* b : list) {
+    for (; boundary != by_place.end() && boundary->first == i; ++boundary) {
+      const Boundary* b = boundary->second;
       if (b->type == EventType::kAppear || (b->type == EventType::kAttach && detached)) {
-        close_before(b->segment);
+        if (b->segment + 1 <= hi)
+          presences.push_back(Presence{places[i], hi, b->segment + 1, nullptr});
+        hi = b->segment;
+        detached = false;
       } else if (b->type == EventType::kDetach) {
         detached = true;
       }
     }
-    by_place[place].push_back(presences.size());
-    presences.push_back(Presence{place, hi, 0, nullptr});
+    presences.push_back(Presence{places[i], hi, 0, nullptr});
   }
+  first_presence[places.size()] = presences.size();
+  auto presences_of = [&](const Key& place) -> std::span<Presence> {
+    auto i = index_of(place);
+    if (!i) return {};
+    return {presences.data() + first_presence[*i], presences.data() + first_presence[*i + 1]};
+  };
   auto find = [&](const Key& place, std::uint32_t segment) -> Presence* {
-    auto it = by_place.find(place);
-    if (it == by_place.end()) return nullptr;
-    for (std::size_t i : it->second) {
-      if (presences[i].lo <= segment && segment <= presences[i].hi) return &presences[i];
+    for (Presence& p : presences_of(place)) {
+      if (p.lo <= segment && segment <= p.hi) return &p;
     }
     return nullptr;
   };
@@ -325,8 +340,8 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
   // A name-only presence's name is among its fragments' names; a port's fragment goes to its own
   // presence, or to its address's, which the ports tied to that address are given here.
   for (auto& [port, location] : port_place) {
-    for (std::size_t i : by_place[{KeyKind::kLocation, location}]) {
-      if (presences[i].filled) presences[i].filled->ports.insert(port);
+    for (Presence& p : presences_of({KeyKind::kLocation, location})) {
+      if (p.filled) p.filled->ports.insert(port);
     }
   }
   for (auto& [segment, disk, location] : bindings_) {
