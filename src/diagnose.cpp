@@ -18,14 +18,19 @@ constexpr std::size_t kSampleBytes = 64 * 1024;
 constexpr std::size_t kSampleBlock = 16 * 1024;
 static_assert(kSampleBlock < ReverseLineReader::kReadAheadMinBlock);
 
+// Each line is weighed as it is read, not copied into a sample first: the copies were 200
+// allocations of every run (BENCHMARKS.md, item 36).
 std::optional<LogFormat> recognise_tail(ReverseLineReader& tail) {
-  std::vector<std::string> sample;
-  while (sample.size() < kSampleLines && tail.bytes_read() <= kSampleBytes) {
+  FormatVote vote;
+  std::size_t lines = 0;
+  while (lines < kSampleLines && tail.bytes_read() <= kSampleBytes) {
     auto line = tail.next();
     if (!line) break;
-    if (!line->text.empty()) sample.emplace_back(line->text);
+    if (line->text.empty()) continue;
+    vote.add(line->text);
+    ++lines;
   }
-  return recognise_format(sample);
+  return vote.winner();
 }
 
 // The format of the source `reader` is about to read. A mapped log is looked at through the

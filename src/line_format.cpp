@@ -440,27 +440,28 @@ FormatShapes format_shapes(std::string_view line) {
   };
 }
 
-std::optional<LogFormat> recognise_format(std::span<const std::string> sample) {
-  int kmsg = 0, rfc = 0, syslog = 0, journal = 0, ctime = 0, dmesg = 0;
-  for (const std::string& line : sample) {
-    const FormatShapes shapes = format_shapes(line);
-    kmsg += shapes.kmsg;
-    rfc += shapes.rfc5424;
-    syslog += shapes.syslog;
-    journal += shapes.journal_monotonic;
-    ctime += shapes.dmesg_ctime;
-    dmesg += shapes.dmesg;
-  }
+void FormatVote::add(std::string_view line) {
+  const FormatShapes shapes = format_shapes(line);
+  kmsg_ += shapes.kmsg;
+  rfc5424_ += shapes.rfc5424;
+  syslog_ += shapes.syslog;
+  journal_ += shapes.journal_monotonic;
+  ctime_ += shapes.dmesg_ctime;
+  dmesg_ += shapes.dmesg;
+}
+
+std::optional<LogFormat> FormatVote::winner() const {
+  int dmesg = dmesg_;
   // Every short-monotonic journal line also looks like dmesg; "host kernel:" after the stamp
   // on a good share of them is what tells the two apart.
-  if (journal > 0 && journal * 2 >= dmesg) dmesg = 0;
+  if (journal_ > 0 && journal_ * 2 >= dmesg) dmesg = 0;
   // The order breaks ties from the most to the least specific shape.
   const std::array<std::pair<int, LogFormat>, 6> scores{{
-      {kmsg, LogFormat::kKmsg},
-      {rfc, LogFormat::kRfc5424},
-      {syslog, LogFormat::kSyslog},
-      {journal, LogFormat::kJournalMonotonic},
-      {ctime, LogFormat::kDmesgCtime},
+      {kmsg_, LogFormat::kKmsg},
+      {rfc5424_, LogFormat::kRfc5424},
+      {syslog_, LogFormat::kSyslog},
+      {journal_, LogFormat::kJournalMonotonic},
+      {ctime_, LogFormat::kDmesgCtime},
       {dmesg, LogFormat::kDmesg},
   }};
   int best = 0;
@@ -472,6 +473,12 @@ std::optional<LogFormat> recognise_format(std::span<const std::string> sample) {
     }
   }
   return format;
+}
+
+std::optional<LogFormat> recognise_format(std::span<const std::string> sample) {
+  FormatVote vote;
+  for (const std::string& line : sample) vote.add(line);
+  return vote.winner();
 }
 
 }  // namespace diskfault

@@ -73,6 +73,18 @@ struct FormatShapes {
 };
 FormatShapes format_shapes(std::string_view line);
 
+// The shapes of a sample's lines counted one line at a time, so that a sample need not be kept:
+// recognise_format() below, for lines as they are read.
+class FormatVote {
+ public:
+  void add(std::string_view line);
+  // The format whose prefix most lines have, or nullopt when no line has a known prefix.
+  std::optional<LogFormat> winner() const;
+
+ private:
+  int kmsg_ = 0, rfc5424_ = 0, syslog_ = 0, journal_ = 0, ctime_ = 0, dmesg_ = 0;
+};
+
 // The format that fits most of `sample` (lines from one file), kDmesg when none fits.
 LogFormat detect_format(std::span<const std::string> sample);
 // The format whose prefix most of `sample`'s lines have, or nullopt when no line has a known
