@@ -1,15 +1,23 @@
 // Prefaulting glibc's main heap: see heap_prefault.hpp for why.
 #include "heap_prefault.hpp"
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
 #include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
+#include <string_view>
 #include <vector>
+
+#include "file_descriptor.hpp"
 
 #if defined(__GLIBC__)
 #if __GLIBC_PREREQ(2, 33) && defined(MADV_POPULATE_WRITE)
@@ -19,16 +27,22 @@
 
 namespace diskfault {
 
-PrefaultedHeap prefault_heap(std::size_t bytes) noexcept {
+namespace {
+
+constexpr std::size_t kHugePage = std::size_t{2} << 20;
+constexpr std::size_t kSmallPage = 4096;  // what /proc/buddyinfo's orders count
+constexpr std::size_t kHugeOrder = 9;     // 2 MiB = 2^9 small pages
+// glibc's own M_MMAP_THRESHOLD, which the spacer below changes for a moment.
+constexpr int kGlibcMmapThreshold = 128 * 1024;
+// A free chunk's header as glibc writes it: the previous chunk's size, then its own.
+constexpr std::uintptr_t kTopHeader = 2 * sizeof(std::size_t);
+
 #if DISKFAULT_HEAP_PREFAULT
-  if (bytes == 0 || bytes > INT_MAX) return {};
-  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+
+// The heap grown by about `bytes` beyond its break, all of it made resident.
+PrefaultedHeap in_small_pages(std::size_t bytes, std::uintptr_t page) {
   char* const before = static_cast<char*>(::sbrk(0));
   if (before == reinterpret_cast<char*>(-1)) return {};
-  // Asked before mallopt, so that an older kernel is left with glibc's settings untouched: it
-  // checks the advice before the length, and rejects one it does not know.
-  const auto aligned = reinterpret_cast<std::uintptr_t>(before) & ~(page - 1);
-  if (::madvise(reinterpret_cast<void*>(aligned), 0, MADV_POPULATE_WRITE) != 0) return {};
   // A sanitizer's allocator answers 0 here, and its heap is not the brk() one measured below.
   if (::mallopt(M_TOP_PAD, static_cast<int>(bytes)) != 1) return {};
   // Allocations below glibc's mmap threshold (128 KiB) come from free chunks, then from the
@@ -56,8 +70,117 @@ PrefaultedHeap prefault_heap(std::size_t bytes) noexcept {
   char* const begin = reinterpret_cast<char*>(first);
   if (::madvise(begin, last - first, MADV_POPULATE_WRITE) != 0) return {};
   return {begin, reinterpret_cast<char*>(last)};
+}
+
+// Where the next allocation that no free chunk fits is taken: glibc's top chunk, which ends at
+// the break and whose size mallinfo2() reports as keepcost.
+char* top_chunk() { return static_cast<char*>(::sbrk(0)) - ::mallinfo2().keepcost; }
+
+// The heap's top moved to the next 2 MiB boundary and backed there by one huge page; with none,
+// the top is still moved, and `bytes` of it made resident in small pages.
+PrefaultedHeap in_huge_page(std::size_t bytes, std::uintptr_t page) {
+  if (!free_huge_block()) return {};
+  const auto top = reinterpret_cast<std::uintptr_t>(top_chunk());
+  std::uintptr_t boundary = (top + kHugePage - 1) & ~(kHugePage - 1);
+  if (boundary - top < kTopHeader + 32) boundary += kHugePage;  // room for the spacer's chunk
+  // The spacer fills the top up to just below the boundary, so that what is allocated next
+  // starts there. The top's header, which malloc writes at once, then lies below the boundary: a
+  // page written above it before the advice would be a small page, and would keep the huge one
+  // out. The spacer stays allocated and nothing writes to it but malloc's header, so it costs
+  // address space, not memory. Its size as a request: a chunk is the request and an 8-byte size
+  // field, rounded up to 16 bytes, and the chunk here is a multiple of 16 already.
+  const std::uintptr_t new_top = boundary - kTopHeader;
+  const std::size_t request = new_top - top - sizeof(std::size_t);
+  // The pad makes the heap grow past the boundary by the huge page, and keeps it so through
+  // free()'s trimming; the threshold, for a moment, keeps malloc from serving the spacer by
+  // mmap().
+  if (::mallopt(M_TOP_PAD, static_cast<int>(std::max(kHugePage, bytes))) != 1) return {};
+  if (::mallopt(M_MMAP_THRESHOLD, static_cast<int>(2 * kHugePage)) != 1) return {};
+  void* const spacer = std::malloc(request);
+  ::mallopt(M_MMAP_THRESHOLD, kGlibcMmapThreshold);
+  char* const begin = reinterpret_cast<char*>(boundary);
+  if (spacer == nullptr) return {};
+  if (top_chunk() != reinterpret_cast<char*>(new_top) ||
+      static_cast<char*>(::sbrk(0)) < begin + kHugePage) {
+    std::free(spacer);  // laid out otherwise than above: back into the top, and small pages
+    return {};
+  }
+  // The first page's fault brings in the whole huge page, where the kernel gives one; mincore()
+  // then finds every page of the range resident.
+  std::array<unsigned char, kHugePage / kSmallPage> resident{};
+  const bool huge =
+      ::madvise(begin, kHugePage, MADV_HUGEPAGE) == 0 &&
+      ::madvise(begin, page, MADV_POPULATE_WRITE) == 0 &&
+      ::mincore(begin, kHugePage, resident.data()) == 0 &&
+      std::all_of(resident.begin(), resident.end(), [](unsigned char r) { return (r & 1) != 0; });
+  if (huge) return {begin, begin + kHugePage, true};
+  const std::size_t small = std::min(kHugePage, (bytes + page - 1) & ~(page - 1));
+  if (::madvise(begin, small, MADV_POPULATE_WRITE) != 0) return {};
+  return {begin, begin + small};
+}
+
+#endif
+
+}  // namespace
+
+bool free_huge_block() noexcept {
+  FileDescriptor fd(::open("/proc/buddyinfo", O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return false;
+  std::array<char, 4096> buffer;
+  std::size_t size = 0;
+  while (size < buffer.size()) {
+    const ssize_t got = ::read(fd.get(), buffer.data() + size, buffer.size() - size);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    size += static_cast<std::size_t>(got);
+  }
+  return has_free_huge_block(std::string_view(buffer.data(), size));
+}
+
+bool has_free_huge_block(std::string_view text) noexcept {
+  // "Node 0, zone   Normal   5   3 ...": free blocks of each order, from one page up. The DMA
+  // zone's are kept for devices; a huge page for a process comes from the others.
+  while (!text.empty()) {
+    const std::size_t end = std::min(text.find('\n'), text.size());
+    std::string_view line = text.substr(0, end);
+    text.remove_prefix(std::min(end + 1, text.size()));
+    const std::size_t zone = line.find("zone");
+    if (zone == std::string_view::npos) continue;
+    line.remove_prefix(zone + 4);
+    line.remove_prefix(std::min(line.find_first_not_of(' '), line.size()));
+    const std::size_t name_end = std::min(line.find(' '), line.size());
+    const bool dma = line.substr(0, name_end) == "DMA";
+    line.remove_prefix(name_end);
+    for (std::size_t order = 0; !line.empty(); ++order) {
+      line.remove_prefix(std::min(line.find_first_not_of(' '), line.size()));
+      if (line.empty()) break;
+      unsigned long count = 0;
+      const auto [rest, error] = std::from_chars(line.data(), line.data() + line.size(), count);
+      if (error != std::errc()) break;
+      line.remove_prefix(static_cast<std::size_t>(rest - line.data()));
+      if (!dma && order >= kHugeOrder && count > 0) return true;
+    }
+  }
+  return false;
+}
+
+PrefaultedHeap prefault_heap(std::size_t bytes, HugePage huge) noexcept {
+#if DISKFAULT_HEAP_PREFAULT
+  if (bytes == 0 || bytes > INT_MAX) return {};
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  char* const before = static_cast<char*>(::sbrk(0));
+  if (before == reinterpret_cast<char*>(-1)) return {};
+  // Asked before mallopt, so that an older kernel is left with glibc's settings untouched: it
+  // checks the advice before the length, and rejects one it does not know.
+  const auto aligned = reinterpret_cast<std::uintptr_t>(before) & ~(page - 1);
+  if (::madvise(reinterpret_cast<void*>(aligned), 0, MADV_POPULATE_WRITE) != 0) return {};
+  if (huge == HugePage::kTry && page == kSmallPage) {
+    if (PrefaultedHeap heap = in_huge_page(bytes, page); heap.size() > 0) return heap;
+  }
+  return in_small_pages(bytes, page);
 #else
   (void)bytes;
+  (void)huge;
   return {};
 #endif
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string_view>
 
 namespace diskfault {
 
@@ -9,8 +10,11 @@ namespace diskfault {
 struct PrefaultedHeap {
   char* begin = nullptr;
   char* end = nullptr;
+  bool huge = false;  // one 2 MiB transparent huge page
   std::size_t size() const { return static_cast<std::size_t>(end - begin); }
 };
+
+enum class HugePage { kTry, kNever };
 
 // Grows glibc's main heap by about `bytes` and has the kernel back all of it at once
 // (MADV_POPULATE_WRITE); from then on the heap keeps that much room at its top (M_TOP_PAD), so
@@ -20,9 +24,21 @@ struct PrefaultedHeap {
 // costs under 1 µs, and its first touch then about 5 µs (the hypervisor's own fault). Call it
 // before any other thread starts.
 //
+// With HugePage::kTry, the heap grows instead into one 2 MiB transparent huge page, where the
+// kernel has a free 2 MiB block at hand (so that no compaction can stall the start), and the
+// allocations that follow start in it: a page of it costs nothing at first touch, where a small
+// page costs those 5 µs, and a run on a small log touches some 150 (BENCHMARKS.md, item 37).
+// Where that fails, as above.
+//
 // Does nothing, and returns an empty range, on a kernel older than 5.14 (no MADV_POPULATE_WRITE)
 // or where malloc is not glibc's (a sanitizer's declines mallopt). Where glibc's malloc does not
 // grow its heap by brk() (an mmap threshold below 64 KiB), the pad is set and nothing populated.
-PrefaultedHeap prefault_heap(std::size_t bytes) noexcept;
+PrefaultedHeap prefault_heap(std::size_t bytes, HugePage huge = HugePage::kTry) noexcept;
+
+// Whether the kernel holds a free block of 2 MiB or more (/proc/buddyinfo): then a huge page
+// comes from it at once.
+bool free_huge_block() noexcept;
+// The same, read from the text of /proc/buddyinfo.
+bool has_free_huge_block(std::string_view buddyinfo) noexcept;
 
 }  // namespace diskfault

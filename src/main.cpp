@@ -338,7 +338,8 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // About what a run on a 200 KB log allocates (BENCHMARKS.md, item 29).
+  // About what a run on a 200 KB log allocates (BENCHMARKS.md, item 29), in a huge page where the
+  // kernel has one free (item 37).
   prefault_heap(std::size_t{512} << 10);
   // The one place errors end: every failure becomes one line on stderr and exit status 2.
   try {

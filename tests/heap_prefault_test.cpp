@@ -2,6 +2,7 @@
 #include "heap_prefault.hpp"
 
 #include <doctest/doctest.h>
+#include <malloc.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -9,6 +10,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
 #include <vector>
 
 using namespace diskfault;
@@ -34,12 +37,31 @@ bool kernel_populates() {
   return populates;
 }
 
+// Whether the kernel gives huge pages to a range advised so (enabled: "always" or "madvise").
+bool transparent_huge_pages() {
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string modes;
+  std::getline(in, modes);
+  return modes.find("[always]") != std::string::npos ||
+         modes.find("[madvise]") != std::string::npos;
+}
+
+// This process's anonymous memory in huge pages, in KiB.
+long anon_huge_kib() {
+  std::ifstream in("/proc/self/smaps_rollup");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("AnonHugePages:", 0) == 0) return std::stol(line.substr(14));
+  }
+  return 0;
+}
+
 }  // namespace
 
 TEST_CASE("prefault_heap grows the heap, makes every page of the growth resident, and keeps it") {
   const bool brk_heap = malloc_takes_brk_heap();
   const std::size_t bytes = std::size_t{512} << 10;
-  const PrefaultedHeap heap = prefault_heap(bytes);
+  const PrefaultedHeap heap = prefault_heap(bytes, HugePage::kNever);
   if (!brk_heap) {
     CHECK(heap.size() == 0);  // another allocator: nothing of glibc's heap to populate
     return;
@@ -50,6 +72,7 @@ TEST_CASE("prefault_heap grows the heap, makes every page of the growth resident
     return;
   }
   REQUIRE(heap.size() > 0);
+  CHECK_FALSE(heap.huge);
   const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   CHECK(reinterpret_cast<std::uintptr_t>(heap.begin) % page == 0);
   CHECK(heap.size() % page == 0);
@@ -73,6 +96,51 @@ TEST_CASE("prefault_heap grows the heap, makes every page of the growth resident
   char* const top = static_cast<char*>(::sbrk(0));
   CHECK(heap.end <= top);
   CHECK(top - heap.begin >= static_cast<std::ptrdiff_t>(bytes / 3));
+}
+
+TEST_CASE("prefault_heap moves the heap's top into a huge page where the kernel has one free") {
+  const bool brk_heap = malloc_takes_brk_heap();
+  if (!brk_heap || !kernel_populates()) {
+    CHECK(prefault_heap(std::size_t{512} << 10).size() == 0);
+    return;
+  }
+  // Asked before the call, which takes the block it finds.
+  const bool block = free_huge_block();
+  const bool thp = transparent_huge_pages();
+  const PrefaultedHeap heap = prefault_heap(std::size_t{512} << 10);
+  // Read before anything allocates again.
+  char* const top = static_cast<char*>(::sbrk(0)) - ::mallinfo2().keepcost;
+  REQUIRE(heap.size() > 0);
+  if (!block || !thp) {
+    MESSAGE("no free 2 MiB block, or transparent huge pages off: the heap is in small pages");
+    return;
+  }
+  REQUIRE(heap.huge);
+  constexpr std::size_t kHuge = std::size_t{2} << 20;
+  CHECK(reinterpret_cast<std::uintptr_t>(heap.begin) % kHuge == 0);
+  CHECK(heap.size() == kHuge);
+  CHECK(anon_huge_kib() >= 2048);
+  // What malloc takes from its top next starts in the huge page: the top's header lies just
+  // below it.
+  CHECK(top + 2 * sizeof(std::size_t) == heap.begin);
+  CHECK(static_cast<char*>(::sbrk(0)) >= heap.end);
+}
+
+TEST_CASE("a free block of 2 MiB or more is read from /proc/buddyinfo") {
+  // Orders 0 to 10: the tenth and eleventh counts are blocks of 2 and 4 MiB.
+  CHECK(has_free_huge_block(
+      "Node 0, zone      DMA      0      0      0      0      0      0      0      0      1      1"
+      "      3 \n"
+      "Node 0, zone    DMA32      4      2      1      0      1      2      3      1      2      0"
+      "      1 \n"));
+  CHECK(has_free_huge_block("Node 0, zone   Normal  1 1 1 1 1 1 1 1 1 2 0\n"));
+  // The DMA zone's blocks are not for processes; smaller blocks are no huge page.
+  CHECK_FALSE(has_free_huge_block(
+      "Node 0, zone      DMA      0      0      0      0      0      0      0      0      1      1"
+      "      3 \n"
+      "Node 0, zone   Normal   3000   900   40   12   5   3   1   1   1   0   0\n"));
+  CHECK_FALSE(has_free_huge_block(""));
+  CHECK_FALSE(has_free_huge_block("Node 0, zone Normal x 1 1 1 1 1 1 1 1 1 1\n"));
 }
 
 TEST_CASE("prefault_heap of nothing, or of more than mallopt takes, does nothing") {
