@@ -251,7 +251,7 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
   std::vector<Presence> presences;
 
   // Every place of the boot, in order, and its presences: a run of `presences` per place, found by
-  // binary search. Sorted vectors, not maps: they were a third of this function's time on a log
+  // binary search. Sorted vectors, not maps: those took two fifths of this function's time on a log
   // dense in faults (BENCHMARKS.md, item 35).
   std::vector<Key> places;
   places.reserve(boundaries_.size() + fragments_.size() + bindings_.size());

@@ -36,6 +36,7 @@ constexpr std::size_t kHugeOrder = 9;     // 2 MiB = 2^9 small pages
 constexpr int kGlibcMmapThreshold = 128 * 1024;
 // A free chunk's header as glibc writes it: the previous chunk's size, then its own.
 constexpr std::uintptr_t kTopHeader = 2 * sizeof(std::size_t);
+constexpr std::uintptr_t kMinChunk = 32;  // glibc's smallest chunk on a 64-bit machine
 
 #if DISKFAULT_HEAP_PREFAULT
 
@@ -76,13 +77,19 @@ PrefaultedHeap in_small_pages(std::size_t bytes, std::uintptr_t page) {
 // the break and whose size mallinfo2() reports as keepcost.
 char* top_chunk() { return static_cast<char*>(::sbrk(0)) - ::mallinfo2().keepcost; }
 
-// The heap's top moved to the next 2 MiB boundary and backed there by one huge page; with none,
-// the top is still moved, and `bytes` of it made resident in small pages.
+// The heap's top moved to a 2 MiB boundary and backed there by one huge page; with none, the top
+// is still moved, and `bytes` of it made resident in small pages.
 PrefaultedHeap in_huge_page(std::size_t bytes, std::uintptr_t page) {
   if (!free_huge_block()) return {};
+  const auto end = reinterpret_cast<std::uintptr_t>(::sbrk(0));
   const auto top = reinterpret_cast<std::uintptr_t>(top_chunk());
-  std::uintptr_t boundary = (top + kHugePage - 1) & ~(kHugePage - 1);
-  if (boundary - top < kTopHeader + 32) boundary += kHugePage;  // room for the spacer's chunk
+  auto boundary_after = [](std::uintptr_t at) { return (at + kHugePage - 1) & ~(kHugePage - 1); };
+  // The huge page goes at the first boundary above the top where a spacer fits below it. Where
+  // the top does not reach a whole huge page past that boundary, it goes at the first boundary
+  // past the break instead: a spacer that reaches there cannot be cut from the top as it is, so
+  // malloc grows the heap for it, by the pad below as well.
+  std::uintptr_t boundary = boundary_after(top + kTopHeader + kMinChunk);
+  if (boundary + kHugePage > end) boundary = boundary_after(end + kTopHeader);
   // The spacer fills the top up to just below the boundary, so that what is allocated next
   // starts there. The top's header, which malloc writes at once, then lies below the boundary: a
   // page written above it before the advice would be a small page, and would keep the huge one
@@ -95,7 +102,9 @@ PrefaultedHeap in_huge_page(std::size_t bytes, std::uintptr_t page) {
   // free()'s trimming; the threshold, for a moment, keeps malloc from serving the spacer by
   // mmap().
   if (::mallopt(M_TOP_PAD, static_cast<int>(std::max(kHugePage, bytes))) != 1) return {};
-  if (::mallopt(M_MMAP_THRESHOLD, static_cast<int>(2 * kHugePage)) != 1) return {};
+  // The spacer is under 8 MiB: a top that reaches no whole huge page past its first boundary is
+  // under 4 MiB + 48 bytes, and the boundary past the break at most 2 MiB further.
+  if (::mallopt(M_MMAP_THRESHOLD, static_cast<int>(4 * kHugePage)) != 1) return {};
   void* const spacer = std::malloc(request);
   ::mallopt(M_MMAP_THRESHOLD, kGlibcMmapThreshold);
   char* const begin = reinterpret_cast<char*>(boundary);
