@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <malloc.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -14,6 +15,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <new>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -29,16 +32,17 @@ namespace diskfault {
 
 namespace {
 
+constexpr std::size_t kHugeOrder = 9;  // 2 MiB = 2^9 small pages, as /proc/buddyinfo counts
+
+#if DISKFAULT_HEAP_PREFAULT
+
 constexpr std::size_t kHugePage = std::size_t{2} << 20;
-constexpr std::size_t kSmallPage = 4096;  // what /proc/buddyinfo's orders count
-constexpr std::size_t kHugeOrder = 9;     // 2 MiB = 2^9 small pages
-// glibc's own M_MMAP_THRESHOLD, which the spacer below changes for a moment.
-constexpr int kGlibcMmapThreshold = 128 * 1024;
+constexpr std::size_t kSmallPage = 4096;
+// glibc's own M_MMAP_MAX, which the spacer below sets to 0 for a moment.
+constexpr int kGlibcMmapMax = 65536;
 // A free chunk's header as glibc writes it: the previous chunk's size, then its own.
 constexpr std::uintptr_t kTopHeader = 2 * sizeof(std::size_t);
 constexpr std::uintptr_t kMinChunk = 32;  // glibc's smallest chunk on a 64-bit machine
-
-#if DISKFAULT_HEAP_PREFAULT
 
 // The heap grown by about `bytes` beyond its break, all of it made resident.
 PrefaultedHeap in_small_pages(std::size_t bytes, std::uintptr_t page) {
@@ -73,6 +77,14 @@ PrefaultedHeap in_small_pages(std::size_t bytes, std::uintptr_t page) {
   return {begin, reinterpret_cast<char*>(last)};
 }
 
+// How many small pages of the huge page at `begin` are resident; nullopt where mincore() fails.
+std::optional<std::size_t> resident_pages(char* begin) {
+  std::array<unsigned char, kHugePage / kSmallPage> resident{};
+  if (::mincore(begin, kHugePage, resident.data()) != 0) return std::nullopt;
+  return static_cast<std::size_t>(std::count_if(resident.begin(), resident.end(),
+                                                [](unsigned char r) { return (r & 1) != 0; }));
+}
+
 // Where the next allocation that no free chunk fits is taken: glibc's top chunk, which ends at
 // the break and whose size mallinfo2() reports as keepcost.
 char* top_chunk() { return static_cast<char*>(::sbrk(0)) - ::mallinfo2().keepcost; }
@@ -85,11 +97,14 @@ PrefaultedHeap in_huge_page(std::size_t bytes, std::uintptr_t page) {
   const auto top = reinterpret_cast<std::uintptr_t>(top_chunk());
   auto boundary_after = [](std::uintptr_t at) { return (at + kHugePage - 1) & ~(kHugePage - 1); };
   // The huge page goes at the first boundary above the top where a spacer fits below it. Where
-  // the top does not reach a whole huge page past that boundary, it goes at the first boundary
-  // past the break instead: a spacer that reaches there cannot be cut from the top as it is, so
-  // malloc grows the heap for it, by the pad below as well.
+  // the top does not reach a whole huge page past that boundary, or a page of that range is in use
+  // already (a top that grew and shrank before: its small pages would keep a huge page out), it
+  // goes at the first boundary past the break instead: a spacer that reaches there cannot be cut
+  // from the top as it is, so malloc grows the heap for it, by the pad below as well.
   std::uintptr_t boundary = boundary_after(top + kTopHeader + kMinChunk);
-  if (boundary + kHugePage > end) boundary = boundary_after(end + kTopHeader);
+  if (boundary + kHugePage > end || resident_pages(reinterpret_cast<char*>(boundary)) != 0) {
+    boundary = boundary_after(end + kTopHeader);
+  }
   // The spacer fills the top up to just below the boundary, so that what is allocated next
   // starts there. The top's header, which malloc writes at once, then lies below the boundary: a
   // page written above it before the advice would be a small page, and would keep the huge one
@@ -99,14 +114,13 @@ PrefaultedHeap in_huge_page(std::size_t bytes, std::uintptr_t page) {
   const std::uintptr_t new_top = boundary - kTopHeader;
   const std::size_t request = new_top - top - sizeof(std::size_t);
   // The pad makes the heap grow past the boundary by the huge page, and keeps it so through
-  // free()'s trimming; the threshold, for a moment, keeps malloc from serving the spacer by
-  // mmap().
+  // free()'s trimming. No mmap() for a moment, so that malloc serves the spacer from the heap
+  // however large it is (at most about 6 MiB); the count, unlike the size threshold, is one users
+  // hardly ever set.
   if (::mallopt(M_TOP_PAD, static_cast<int>(std::max(kHugePage, bytes))) != 1) return {};
-  // The spacer is under 8 MiB: a top that reaches no whole huge page past its first boundary is
-  // under 4 MiB + 48 bytes, and the boundary past the break at most 2 MiB further.
-  if (::mallopt(M_MMAP_THRESHOLD, static_cast<int>(4 * kHugePage)) != 1) return {};
+  if (::mallopt(M_MMAP_MAX, 0) != 1) return {};
   void* const spacer = std::malloc(request);
-  ::mallopt(M_MMAP_THRESHOLD, kGlibcMmapThreshold);
+  ::mallopt(M_MMAP_MAX, kGlibcMmapMax);
   char* const begin = reinterpret_cast<char*>(boundary);
   if (spacer == nullptr) return {};
   if (top_chunk() != reinterpret_cast<char*>(new_top) ||
@@ -114,14 +128,11 @@ PrefaultedHeap in_huge_page(std::size_t bytes, std::uintptr_t page) {
     std::free(spacer);  // laid out otherwise than above: back into the top, and small pages
     return {};
   }
-  // The first page's fault brings in the whole huge page, where the kernel gives one; mincore()
+  // The first page's fault brings in the whole huge page, if the kernel gives one, and mincore()
   // then finds every page of the range resident.
-  std::array<unsigned char, kHugePage / kSmallPage> resident{};
-  const bool huge =
-      ::madvise(begin, kHugePage, MADV_HUGEPAGE) == 0 &&
-      ::madvise(begin, page, MADV_POPULATE_WRITE) == 0 &&
-      ::mincore(begin, kHugePage, resident.data()) == 0 &&
-      std::all_of(resident.begin(), resident.end(), [](unsigned char r) { return (r & 1) != 0; });
+  const bool huge = resident_pages(begin) == 0 && ::madvise(begin, kHugePage, MADV_HUGEPAGE) == 0 &&
+                    ::madvise(begin, page, MADV_POPULATE_WRITE) == 0 &&
+                    resident_pages(begin) == kHugePage / kSmallPage;
   if (huge) return {begin, begin + kHugePage, true};
   const std::size_t small = std::min(kHugePage, (bytes + page - 1) & ~(page - 1));
   if (::madvise(begin, small, MADV_POPULATE_WRITE) != 0) return {};
@@ -133,9 +144,12 @@ PrefaultedHeap in_huge_page(std::size_t bytes, std::uintptr_t page) {
 }  // namespace
 
 bool free_huge_block() noexcept {
+  unsigned cpu = 0, node = 0;
+  if (::getcpu(&cpu, &node) != 0) return false;
   FileDescriptor fd(::open("/proc/buddyinfo", O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return false;
-  std::array<char, 4096> buffer;
+  // Cut short on a machine with very many nodes, it may leave this one out: then no huge page.
+  std::array<char, 16384> buffer;
   std::size_t size = 0;
   while (size < buffer.size()) {
     const ssize_t got = ::read(fd.get(), buffer.data() + size, buffer.size() - size);
@@ -143,22 +157,26 @@ bool free_huge_block() noexcept {
     if (got <= 0) break;
     size += static_cast<std::size_t>(got);
   }
-  return has_free_huge_block(std::string_view(buffer.data(), size));
+  return has_free_huge_block(std::string_view(buffer.data(), size), node);
 }
 
-bool has_free_huge_block(std::string_view text) noexcept {
-  // "Node 0, zone   Normal   5   3 ...": free blocks of each order, from one page up. The DMA
-  // zone's are kept for devices; a huge page for a process comes from the others.
+bool has_free_huge_block(std::string_view text, unsigned node) noexcept {
+  // "Node 0, zone   Normal   5   3 ...": free blocks of each order, from one page up. The kernel
+  // takes a process's huge page from its own node only, and from the zones above DMA32 before
+  // those: DMA32's free blocks may sit behind the reserve kept for it, DMA's are for devices.
+  const std::string prefix = "Node " + std::to_string(node) + ",";
   while (!text.empty()) {
     const std::size_t end = std::min(text.find('\n'), text.size());
     std::string_view line = text.substr(0, end);
     text.remove_prefix(std::min(end + 1, text.size()));
+    if (!line.starts_with(prefix)) continue;
     const std::size_t zone = line.find("zone");
     if (zone == std::string_view::npos) continue;
     line.remove_prefix(zone + 4);
     line.remove_prefix(std::min(line.find_first_not_of(' '), line.size()));
     const std::size_t name_end = std::min(line.find(' '), line.size());
-    const bool dma = line.substr(0, name_end) == "DMA";
+    const std::string_view name = line.substr(0, name_end);
+    const bool for_processes = name == "Normal" || name == "Movable";
     line.remove_prefix(name_end);
     for (std::size_t order = 0; !line.empty(); ++order) {
       line.remove_prefix(std::min(line.find_first_not_of(' '), line.size()));
@@ -167,7 +185,7 @@ bool has_free_huge_block(std::string_view text) noexcept {
       const auto [rest, error] = std::from_chars(line.data(), line.data() + line.size(), count);
       if (error != std::errc()) break;
       line.remove_prefix(static_cast<std::size_t>(rest - line.data()));
-      if (!dma && order >= kHugeOrder && count > 0) return true;
+      if (for_processes && order >= kHugeOrder && count > 0) return true;
     }
   }
   return false;

@@ -35,10 +35,10 @@ enum class HugePage { kTry, kNever };
 // grow its heap by brk() (an mmap threshold below 64 KiB), the pad is set and nothing populated.
 PrefaultedHeap prefault_heap(std::size_t bytes, HugePage huge = HugePage::kTry) noexcept;
 
-// Whether the kernel holds a free block of 2 MiB or more (/proc/buddyinfo): then a huge page
-// comes from it at once.
+// Whether the kernel holds a free block of 2 MiB or more (/proc/buddyinfo) in a zone of this
+// thread's node that serves processes first: then a huge page comes from it at once.
 bool free_huge_block() noexcept;
-// The same, read from the text of /proc/buddyinfo.
-bool has_free_huge_block(std::string_view buddyinfo) noexcept;
+// The same, read from the text of /proc/buddyinfo, for `node`.
+bool has_free_huge_block(std::string_view buddyinfo, unsigned node) noexcept;
 
 }  // namespace diskfault

@@ -139,7 +139,8 @@ int run(int argc, char** argv) {
   // builds each option out of several allocations, and a report run spent about 0.15 ms on the
   // subcommands' 23 (BENCHMARKS.md, item 33). The subcommands themselves stay, for --help.
   auto named = [&](std::string_view name) {
-    return std::any_of(argv + 1, argv + argc, [&](const char* arg) { return arg == name; });
+    return argc > 1 &&
+           std::any_of(argv + 1, argv + argc, [&](const char* arg) { return arg == name; });
   };
 
   CLI::App* rules_cmd =
