@@ -128,9 +128,10 @@ PrefaultedHeap in_huge_page(std::size_t bytes, std::uintptr_t page) {
     std::free(spacer);  // laid out otherwise than above: back into the top, and small pages
     return {};
   }
-  // The first page's fault brings in the whole huge page, if the kernel gives one, and mincore()
-  // then finds every page of the range resident.
-  const bool huge = resident_pages(begin) == 0 && ::madvise(begin, kHugePage, MADV_HUGEPAGE) == 0 &&
+  // No page of the range is in use (the boundary was chosen so), so the first page's fault
+  // brings in the whole huge page, if the kernel gives one, and mincore() then finds every page
+  // of the range resident.
+  const bool huge = ::madvise(begin, kHugePage, MADV_HUGEPAGE) == 0 &&
                     ::madvise(begin, page, MADV_POPULATE_WRITE) == 0 &&
                     resident_pages(begin) == kHugePage / kSmallPage;
   if (huge) return {begin, begin + kHugePage, true};

@@ -142,6 +142,15 @@ int run(int argc, char** argv) {
     return argc > 1 &&
            std::any_of(argv + 1, argv + argc, [&](const char* arg) { return arg == name; });
   };
+  // The log and rule options `check` and `follow` take as the report does, into the same values.
+  auto add_log_options = [&](CLI::App* command) {
+    command->add_option("--input-format", input_format, "Log format, as for the report");
+    command->add_option("--rules", rule_options.files, "Extra rules file (JSON), as for the report")
+        ->check(CLI::ExistingFile)
+        ->allow_extra_args(false);
+    command->add_flag("--no-default-rules", rule_options.no_defaults,
+                      "Use only the rules given with --rules");
+  };
 
   CLI::App* rules_cmd =
       app.add_subcommand("rules", "List the rules in force, or check a rules file");
@@ -180,13 +189,7 @@ int run(int argc, char** argv) {
                      "Exit codes: nagios (default: 0/1/2/3) or npd (node-problem-detector: "
                      "0 OK, 1 problem, 2 unknown)")
         ->check(CLI::IsMember({"nagios", "npd"}));
-    check_cmd->add_option("--input-format", input_format, "Log format, as for the report");
-    check_cmd
-        ->add_option("--rules", rule_options.files, "Extra rules file (JSON), as for the report")
-        ->check(CLI::ExistingFile)
-        ->allow_extra_args(false);
-    check_cmd->add_flag("--no-default-rules", rule_options.no_defaults,
-                        "Use only the rules given with --rules");
+    add_log_options(check_cmd);
   }
 
   CLI::App* follow_cmd = app.add_subcommand(
@@ -215,13 +218,7 @@ int run(int argc, char** argv) {
     follow_cmd->add_option("--quiet-period", quiet_period,
                            "One event per drive and error kind per period, with a count of what "
                            "was folded in: 30s, 10m (default), 1h; 0 reports every line");
-    follow_cmd->add_option("--input-format", input_format, "Log format, as for the report");
-    follow_cmd
-        ->add_option("--rules", rule_options.files, "Extra rules file (JSON), as for the report")
-        ->check(CLI::ExistingFile)
-        ->allow_extra_args(false);
-    follow_cmd->add_flag("--no-default-rules", rule_options.no_defaults,
-                         "Use only the rules given with --rules");
+    add_log_options(follow_cmd);
   }
 
   try {
