@@ -63,7 +63,8 @@ Report diagnose(const std::vector<std::string>& paths, const RuleSet& rules,
   ReportBuilder builder;
   for (const std::string& path : paths) {
     Source source = open_source(path);
-    ReverseLineReader reader(source.fd.get(), source.size, source.name, options.block_size);
+    ReverseLineReader reader(source.fd.get(), source.size, source.name, options.block_size,
+                             ReadMode::kAuto, options.map_from);
     LogFormat format = source.live_kernel_log ? LogFormat::kKmsg
                        : options.format
                            ? *options.format

@@ -17,6 +17,8 @@ namespace diskfault {
 struct DiagnoseOptions {
   std::optional<LogFormat> format;  // nullopt: detect per source
   std::size_t block_size = ReverseLineReader::kDefaultBlockSize;
+  // A log the page cache holds is read in place from this size on, and copied below it.
+  off_t map_from = ReverseLineReader::kMapMin;
   // Told, in one line naming the source, when a forced format is not the one the source's lines
   // have: a wrong --input-format otherwise reads as a healthy log.
   std::function<void(const std::string&)> warn;

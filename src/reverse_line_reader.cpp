@@ -27,13 +27,13 @@ std::optional<BackwardReadahead::Range> BackwardReadahead::next_ask(off_t at) {
 }
 
 ReverseLineReader::ReverseLineReader(int fd, off_t size, std::string name, std::size_t block_size,
-                                     ReadMode mode)
+                                     ReadMode mode, off_t map_from)
     : fd_(fd),
       name_(std::move(name)),
       block_size_(std::max<std::size_t>(block_size, 1)),
       offset_(size) {
   if (mode == ReadMode::kMapped ||
-      (mode == ReadMode::kAuto && size >= kMapMin && block_size_ >= kReadAheadMinBlock)) {
+      (mode == ReadMode::kAuto && size >= map_from && block_size_ >= kReadAheadMinBlock)) {
     map_ = mode == ReadMode::kMapped ? MappedFile::map(fd, size, name_)
                                      : MappedFile::map_if_cached(fd, size, name_);
   }

@@ -170,16 +170,19 @@ class ReverseLineReader {
   // bytes past its source's place in a page, its loads and stores aliased (4K aliasing): a 1 GiB
   // log whose size was a multiple of 4096 took 711 ms instead of 380 to 400.
   static constexpr std::size_t kPage = 4096;
-  // ReadMode::kAuto maps files from this size on, with blocks of at least kReadAheadMinBlock.
-  // Copied, a log lands in pages of the reader's own, each of which costs a page fault the first
-  // time: on a 200 KB log, 47 of its run's 298 faults; the fault-dense one took 7.94 ms copied and
-  // 7.04 mapped (medians of 200 alternating runs). Smaller logs were not measured: they are read
-  // by copy.
+  // ReadMode::kAuto maps files from this size on (unless told another, `map_from`), with blocks
+  // of at least kReadAheadMinBlock. Copied, a log lands in pages of the reader's own, each of
+  // which costs a page fault the first time: on a 200 KB log, 47 of its run's 298 faults; the
+  // fault-dense one took 7.94 ms copied and 7.04 mapped (medians of 200 alternating runs). Smaller
+  // logs were not measured: they are read by copy. Where the reader's blocks come from memory
+  // already resident (the heap's huge page), copying a small log is the faster way
+  // (DiagnoseOptions).
   static constexpr off_t kMapMin = off_t{64} << 10;
 
   // `fd` must stay open while the reader is used; `name` is used in error messages only.
   ReverseLineReader(int fd, off_t size, std::string name,
-                    std::size_t block_size = kDefaultBlockSize, ReadMode mode = ReadMode::kAuto);
+                    std::size_t block_size = kDefaultBlockSize, ReadMode mode = ReadMode::kAuto,
+                    off_t map_from = kMapMin);
   ~ReverseLineReader();
   // The read-ahead thread writes into the reader: it stays where it was made.
   ReverseLineReader(const ReverseLineReader&) = delete;

@@ -15,6 +15,7 @@
 #include "line_format.hpp"
 #include "match_rows.hpp"
 #include "matcher.hpp"
+#include "report_printers.hpp"
 #include "source.hpp"
 #include "test_support.hpp"
 
@@ -382,6 +383,19 @@ TEST_CASE("a page-cached log is read in place from 64 KiB, and split between cor
     Source source = open_source(dir.write("small.log", log.substr(log.size() - 40 * 1024)));
     ReverseLineReader reader(source.fd.get(), source.size, source.name);
     CHECK_FALSE(reader.mapped());
+  }
+  {
+    // Told to (DiagnoseOptions::map_from, with the heap in a huge page), a reader copies the
+    // larger log too; and the diagnosis comes out the same either way.
+    Source source = open_source(path);
+    ReverseLineReader reader(source.fd.get(), source.size, source.name,
+                             ReverseLineReader::kDefaultBlockSize, ReadMode::kAuto, size + 1);
+    CHECK_FALSE(reader.mapped());
+    DiagnoseOptions in_place, copied;
+    copied.map_from = size + 1;
+    const Report report = diagnose({path}, rules, in_place);
+    CHECK_FALSE(report.drives.empty());
+    CHECK(format_json(diagnose({path}, rules, copied), "test") == format_json(report, "test"));
   }
   for (std::size_t second_core_min : {std::size_t{0}, MatchOptions{}.second_core_min}) {
     CAPTURE(second_core_min);
