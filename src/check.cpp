@@ -558,6 +558,7 @@ int run_check(const CheckCommand& command, const std::function<RuleSet()>& make_
       }
     }
     options.warn = warn_on_stderr;
+    options.map_from = command.map_from;
     RuleSet rules = make_rules();
     const std::vector<std::string> logs =
         command.logs.empty() ? std::vector<std::string>{kKernelLogPath} : command.logs;

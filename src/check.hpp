@@ -9,6 +9,7 @@
 
 #include "host_enrich.hpp"
 #include "report.hpp"
+#include "reverse_line_reader.hpp"
 #include "rules.hpp"
 #include "state_file.hpp"
 
@@ -99,6 +100,7 @@ struct CheckCommand {
   ExitStyle exit_style = ExitStyle::kNagios;
   HostOptions host;  // what the running host adds to its current boot's findings, as the report
   std::chrono::milliseconds lock_wait{60'000};
+  off_t map_from = ReverseLineReader::kMapMin;  // DiagnoseOptions::map_from
 };
 
 // Runs a check end to end: locks and loads the state, diagnoses the logs with the rules that

@@ -14,6 +14,14 @@
 
 namespace diskfault {
 
+// DiagnoseOptions::map_from where the run's heap sits in a huge page (prefault_heap()): a log
+// copied into that page costs no page faults, where a mapped one costs one for each of its pages
+// the first time it is read, and unmapping it costs more. Under 2 MiB the copy fits in the room
+// the heap has spare and was the faster way: a log just under 2 MiB took 3.32 ms copied against
+// 4.19 mapped, 1 MiB 5.09 against 5.75, and 2.5 MiB 6.66 against 5.46 (BENCHMARKS.md, item 39).
+// Without the huge page, mapping was faster at every size tried.
+inline constexpr off_t kMapFromWithHugeHeap = off_t{2} << 20;
+
 struct DiagnoseOptions {
   std::optional<LogFormat> format;  // nullopt: detect per source
   std::size_t block_size = ReverseLineReader::kDefaultBlockSize;

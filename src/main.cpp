@@ -92,6 +92,7 @@ std::chrono::seconds duration_option(const char* option, const std::string& text
 }
 
 int run(int argc, char** argv, const PrefaultedHeap& heap) {
+  const off_t map_from = heap.huge ? kMapFromWithHugeHeap : ReverseLineReader::kMapMin;
   CLI::App app{
       "diskfault: trace every disk error in a kernel log to the physical drive (serial, bus "
       "address, model).\nWith no LOG, reads the running kernel's log (/dev/kmsg). LOG '-' is "
@@ -269,6 +270,7 @@ int run(int argc, char** argv, const PrefaultedHeap& heap) {
     check.exit_style = exit_style == "npd" ? ExitStyle::kNpd : ExitStyle::kNagios;
     check.input_format = input_format;
     check.host = host_options;
+    check.map_from = map_from;
     // run_check reports its own failures as UNKNOWN (exit 3), so rules are built inside it.
     return run_check(check, [&] { return build_rules(rule_options); });
   }
@@ -306,11 +308,7 @@ int run(int argc, char** argv, const PrefaultedHeap& heap) {
     }
   }
   options.warn = warn_on_stderr;
-  // A log copied into the heap's huge page costs no page faults; mapped, each of its pages costs
-  // one the first time it is read, and unmapping it costs more. Under 2 MiB the copy fits in
-  // the pages the run has spare, and was faster: 1 MiB took 4.83 ms copied against 5.46 mapped,
-  // 2.5 MiB 6.66 against 5.46 (BENCHMARKS.md, item 39). Without the huge page, mapping was faster.
-  if (heap.huge) options.map_from = off_t{2} << 20;
+  options.map_from = map_from;
   if (logs.empty()) logs.push_back(kKernelLogPath);
   RuleSet rules = build_rules(rule_options);
   Report report = diagnose(logs, rules, options);

@@ -140,8 +140,9 @@ class SkipIndex {
 
 // How a reader gets its bytes.
 enum class ReadMode {
-  kAuto,    // in place, for a regular file from kMapMin that the page cache holds (from
-            // MappedFile::kSmallPagesCopyMin, mostly in huge pages); else kCopy
+  kAuto,    // in place, for a regular file from kMapMin (or the reader's `map_from`) that the
+            // page cache holds (from MappedFile::kSmallPagesCopyMin, mostly in huge pages); else
+            // kCopy
   kCopy,    // pread() into its own blocks
   kMapped,  // in place wherever the file can be mapped (tests)
 };
@@ -154,10 +155,10 @@ enum class ReadMode {
 // Two ways to the bytes. Copied (small logs, pipes spooled to a file, a log the disk must
 // deliver): positional reads only, the descriptor's offset untouched; where blocks come from the
 // disk, the kernel is asked to read ahead of them (BackwardReadahead). In place (a log the page
-// cache holds, from kMapMin; a large one only if held mostly in huge pages): the file is mapped
-// (MappedFile, which turns a truncation underneath into an error, not SIGBUS), nothing is copied,
-// and the pages passed are given back as the reader moves on; the older part of the file may then
-// be scanned on a second thread (scan_older_part()).
+// cache holds, from kMapMin or the caller's bound; a large one only if held mostly in huge pages):
+// the file is mapped (MappedFile, which turns a truncation underneath into an error, not SIGBUS),
+// nothing is copied, and the pages passed are given back as the reader moves on; the older part of
+// the file may then be scanned on a second thread (scan_older_part()).
 class ReverseLineReader {
  public:
   static constexpr std::size_t kDefaultBlockSize = 1024 * 1024;
@@ -170,13 +171,12 @@ class ReverseLineReader {
   // bytes past its source's place in a page, its loads and stores aliased (4K aliasing): a 1 GiB
   // log whose size was a multiple of 4096 took 711 ms instead of 380 to 400.
   static constexpr std::size_t kPage = 4096;
-  // ReadMode::kAuto maps files from this size on (unless told another, `map_from`), with blocks
-  // of at least kReadAheadMinBlock. Copied, a log lands in pages of the reader's own, each of
-  // which costs a page fault the first time: on a 200 KB log, 47 of its run's 298 faults; the
-  // fault-dense one took 7.94 ms copied and 7.04 mapped (medians of 200 alternating runs). Smaller
-  // logs were not measured: they are read by copy. Where the reader's blocks come from memory
-  // already resident (the heap's huge page), copying a small log is the faster way
-  // (DiagnoseOptions).
+  // ReadMode::kAuto maps files from this size on, unless the caller gives another bound
+  // (`map_from`), with blocks of at least kReadAheadMinBlock. Copied, a log lands in pages of the
+  // reader's own, each of which costs a page fault the first time: on a 200 KB log, 47 of its
+  // run's 298 faults; the fault-dense one took 7.94 ms copied and 7.04 mapped (medians of 200
+  // alternating runs). Where those pages are resident already (the heap's huge page), a copy is
+  // the faster way for logs under 2 MiB (kMapFromWithHugeHeap, diagnose.hpp).
   static constexpr off_t kMapMin = off_t{64} << 10;
 
   // `fd` must stay open while the reader is used; `name` is used in error messages only.

@@ -1,3 +1,4 @@
+// The static binary's entry point: its writable pages made resident before glibc relocates them.
 #include "static_entry.hpp"
 
 #include <cerrno>
@@ -16,6 +17,11 @@
 // relative to the instruction pointer, so reading it needs no relocation.
 extern "C" const ElfW(Ehdr) __ehdr_start __attribute__((visibility("hidden")));
 
+// No canary in what the entry point runs, at any optimisation: the stack protector reads it from
+// TLS, which is not set up yet.
+#define DISKFAULT_BEFORE_TLS __attribute__((no_stack_protector))
+
+namespace diskfault {
 namespace {
 
 #ifndef MADV_POPULATE_WRITE
@@ -25,7 +31,9 @@ constexpr int MADV_POPULATE_WRITE = 23;  // Linux 5.14; older C libraries lack t
 constexpr std::uintptr_t kPage = 4096;
 
 // madvise() without the C library: before TLS is set up, glibc's wrapper could not set errno.
-inline long raw_madvise(std::uintptr_t start, std::uintptr_t length, int advice) noexcept {
+DISKFAULT_BEFORE_TLS __attribute__((always_inline)) inline long raw_madvise(std::uintptr_t start,
+                                                                            std::uintptr_t length,
+                                                                            int advice) noexcept {
   long result;
   asm volatile("syscall"
                : "=a"(result)
@@ -36,13 +44,14 @@ inline long raw_madvise(std::uintptr_t start, std::uintptr_t length, int advice)
 
 }  // namespace
 
-// No canary: the stack protector reads it from TLS, which is not set up yet.
-extern "C" __attribute__((no_stack_protector)) int diskfault_populate_writable_segments() noexcept {
-  const auto header = reinterpret_cast<std::uintptr_t>(&__ehdr_start);
-  const auto* segments = reinterpret_cast<const ElfW(Phdr)*>(header + __ehdr_start.e_phoff);
-  const unsigned count = __ehdr_start.e_phnum;
-  // Where the binary was loaded, against the addresses its program headers name: from the
-  // headers' own entry (PT_PHDR), or else from the segment that holds the ELF header.
+DISKFAULT_BEFORE_TLS int populate_writable_segments(const void* header) noexcept {
+  const auto* elf = static_cast<const ElfW(Ehdr)*>(header);
+  const auto at = reinterpret_cast<std::uintptr_t>(header);
+  const auto* segments = reinterpret_cast<const ElfW(Phdr)*>(at + elf->e_phoff);
+  const unsigned count = elf->e_phnum;
+  // Where the image was loaded, against the addresses its program headers name: from the
+  // headers' own entry (PT_PHDR; GNU ld's static PIE has none), or else from the segment that
+  // holds the ELF header.
   std::uintptr_t bias = 0;
   bool placed = false;
   for (unsigned i = 0; i < count && !placed; ++i) {
@@ -53,7 +62,7 @@ extern "C" __attribute__((no_stack_protector)) int diskfault_populate_writable_s
   }
   for (unsigned i = 0; i < count && !placed; ++i) {
     if (segments[i].p_type == PT_LOAD && segments[i].p_offset == 0) {
-      bias = header - segments[i].p_vaddr;
+      bias = at - segments[i].p_vaddr;
       placed = true;
     }
   }
@@ -71,20 +80,30 @@ extern "C" __attribute__((no_stack_protector)) int diskfault_populate_writable_s
   return result;
 }
 
+}  // namespace diskfault
+
+extern "C" DISKFAULT_BEFORE_TLS int diskfault_populate_writable_segments() noexcept {
+  return diskfault::populate_writable_segments(&__ehdr_start);
+}
+
 // The kernel enters here with the stack as _start expects it and %rdx as its argument (a
 // function for atexit, null for a static binary): %r12 keeps %rdx across the call, the call
-// keeps the stack's 16-byte alignment, and glibc's _start then finds both untouched. In a section
-// of its own, for src/hot_functions.txt to place.
+// keeps the stack's 16-byte alignment, and glibc's _start then finds both untouched. The frame
+// has no caller (.cfi_undefined rip), as glibc's _start says of its own. In a section of its own,
+// for src/hot_functions.txt to place.
 asm(R"(
   .pushsection .text.diskfault_entry, "ax", @progbits
   .globl diskfault_entry
   .type diskfault_entry, @function
   .p2align 4
 diskfault_entry:
+  .cfi_startproc
+  .cfi_undefined rip
   mov %rdx, %r12
   call diskfault_populate_writable_segments
   mov %r12, %rdx
   jmp _start
+  .cfi_endproc
   .size diskfault_entry, . - diskfault_entry
   .popsection
 )");
@@ -93,5 +112,9 @@ diskfault_entry:
 
 // The entry point is x86-64 assembly; elsewhere the static binary starts at glibc's _start.
 extern "C" int diskfault_populate_writable_segments() noexcept { return -ENOSYS; }
+
+namespace diskfault {
+int populate_writable_segments(const void*) noexcept { return -ENOSYS; }
+}  // namespace diskfault
 
 #endif

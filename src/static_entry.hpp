@@ -5,8 +5,9 @@ extern "C" {
 
 // Makes every page of this binary's writable segments (RELRO, .data, .bss) resident and
 // private, one madvise(MADV_POPULATE_WRITE) call for each segment. Returns 0, or the first
-// call's -errno (-EINVAL on a kernel older than 5.14); -ENOSYS where it does nothing (other than
-// x86-64). Why: a static PIE relocates itself as it starts, so each page it writes there takes a
+// failing call's -errno (-EINVAL on a kernel older than 5.14); -ENOEXEC where the program headers
+// do not say where the binary was loaded; -ENOSYS where it does nothing (other than x86-64).
+// Why: a static PIE relocates itself as it starts, so each page it writes there takes a
 // copy-on-write fault (about 30 for diskfault); on the paravirtual machine of BENCHMARKS.md such
 // a fault costs about 15 µs, a page populated in one call about 6 (item 38).
 //
@@ -15,3 +16,11 @@ extern "C" {
 // library function and reads no relocated data.
 int diskfault_populate_writable_segments() noexcept;
 }
+
+namespace diskfault {
+
+// The same for the ELF image whose header lies at `header`, mapped as its program headers say
+// (the tests lay out images of their own).
+int populate_writable_segments(const void* header) noexcept;
+
+}  // namespace diskfault

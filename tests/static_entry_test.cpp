@@ -1,8 +1,9 @@
-// Tests of diskfault_populate_writable_segments(): after it, the pages of this binary's writable
-// segments are in place and private, written to or not.
+// Tests of the static binary's entry point: the writable segments' pages are resident and
+// private after it, written to or not, and the binary starts there.
 #include "static_entry.hpp"
 
 #include <doctest/doctest.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <link.h>
 #include <sys/mman.h>
@@ -11,6 +12,13 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <string_view>
+
+using namespace diskfault;
 
 namespace {
 
@@ -22,13 +30,18 @@ constexpr std::size_t kPages = 16;
 alignas(kPage) char untouched_bss[kPages * kPage];
 alignas(kPage) char untouched_data[kPages * kPage] = {1};
 
-struct PageState {
-  bool present = false;
-  bool file = false;  // mapped from a file (or shared): not yet this process's own copy
-};
+// Whether /proc/self/pagemap can be read here (a sandbox may not have it).
+bool pagemap_readable() {
+  const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+}
 
-// What /proc/self/pagemap says of the page at `address` (its flags need no privilege).
-PageState page_state(const void* address) {
+// Whether the page at `address` is present and this process's alone: written to, or populated for
+// writing. Not a page of a file (bit 61), nor the zero page a read maps (not exclusive, bit 56).
+// These flags of /proc/self/pagemap need no privilege.
+bool own_page(const void* address) {
   const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
   REQUIRE(fd >= 0);
   std::uint64_t entry = 0;
@@ -36,16 +49,13 @@ PageState page_state(const void* address) {
   const ssize_t got = ::pread(fd, &entry, sizeof entry, offset);
   ::close(fd);
   REQUIRE(got == static_cast<ssize_t>(sizeof entry));
-  return {((entry >> 63) & 1) != 0, ((entry >> 61) & 1) != 0};
+  const auto bit = [&](int n) { return ((entry >> n) & 1) != 0; };
+  return bit(63) && bit(56) && !bit(61);
 }
 
-// How many pages of [begin, begin + kPages pages) are present and this process's own.
-std::size_t own_pages(const char* begin) {
+std::size_t own_pages(const char* begin, std::size_t pages) {
   std::size_t own = 0;
-  for (std::size_t i = 0; i < kPages; ++i) {
-    const PageState state = page_state(begin + i * kPage);
-    own += state.present && !state.file;
-  }
+  for (std::size_t i = 0; i < pages; ++i) own += own_page(begin + i * kPage);
   return own;
 }
 
@@ -72,11 +82,72 @@ Range relro_range() {
   return range;
 }
 
+bool skipped(int status) {
+  if (status == -ENOSYS) {
+    MESSAGE("the early entry point is x86-64 only: nothing to check");
+    return true;
+  }
+  if (status == -EINVAL) {
+    MESSAGE("this kernel has no MADV_POPULATE_WRITE (Linux 5.14 on): nothing to check");
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
-TEST_CASE("the writable segments' pages are made resident and private in place") {
-  const std::size_t bss_before = own_pages(untouched_bss);
-  const std::size_t data_before = own_pages(untouched_data);
+TEST_CASE("an image's writable segments, and only those, are made resident and private") {
+  if (!pagemap_readable()) {
+    MESSAGE("no /proc/self/pagemap here: nothing to check");
+    return;
+  }
+  // An image of 40 pages laid out as a loader would map it, with addresses as a linker names them
+  // (from 0x400000): the header and program headers in its first page, a read-only segment, then
+  // two writable ones, the second ending inside a page and so rounded up, as diskfault's lld
+  // build has (RELRO, then .data and .bss).
+  constexpr std::size_t kImagePages = 40;
+  void* mapped = ::mmap(nullptr, kImagePages * kPage, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(mapped != MAP_FAILED);
+  char* image = static_cast<char*>(mapped);
+  constexpr ElfW(Addr) kLinked = 0x400000;
+  auto* header = reinterpret_cast<ElfW(Ehdr)*>(image);
+  header->e_phoff = sizeof(ElfW(Ehdr));
+  auto* segments = reinterpret_cast<ElfW(Phdr)*>(image + header->e_phoff);
+  const ElfW(Phdr) table[] = {
+      {PT_PHDR, PF_R, header->e_phoff, kLinked + header->e_phoff, 0, 0, 0, 8},
+      {PT_LOAD, PF_R, 0, kLinked, 0, kPage, kPage, kPage},
+      {PT_LOAD, PF_R | PF_X, 8 * kPage, kLinked + 8 * kPage, 0, 4 * kPage, 4 * kPage, kPage},
+      {PT_LOAD, PF_R | PF_W, 16 * kPage, kLinked + 16 * kPage, 0, 3 * kPage, 3 * kPage, kPage},
+      {PT_LOAD, PF_R | PF_W, 24 * kPage, kLinked + 24 * kPage + 8, 0, kPage, 5 * kPage, kPage},
+  };
+  std::memcpy(segments, table, sizeof table);
+  header->e_phnum = std::size(table);
+  const int status = populate_writable_segments(image);
+  if (!skipped(status)) {
+    CHECK(status == 0);
+    CHECK(own_pages(image + 8 * kPage, 4) == 0);   // read-only: left alone
+    CHECK(own_pages(image + 12 * kPage, 4) == 0);  // between segments
+    CHECK(own_pages(image + 16 * kPage, 3) == 3);
+    CHECK(own_pages(image + 19 * kPage, 5) == 0);
+    CHECK(own_pages(image + 24 * kPage, 6) == 6);  // from its page start to its rounded end
+    CHECK(own_pages(image + 30 * kPage, 10) == 0);
+    // Without a PT_PHDR entry (GNU ld's static PIE), the segment at file offset 0 places it.
+    segments[0].p_type = PT_NULL;
+    CHECK(populate_writable_segments(image) == 0);
+    segments[1].p_offset = kPage;
+    CHECK(populate_writable_segments(image) == -ENOEXEC);
+  }
+  ::munmap(mapped, kImagePages * kPage);
+}
+
+TEST_CASE("this binary's writable segments are made resident and private in place") {
+  if (!pagemap_readable()) {
+    MESSAGE("no /proc/self/pagemap here: nothing to check");
+    return;
+  }
+  const std::size_t bss_before = own_pages(untouched_bss, kPages);
+  const std::size_t data_before = own_pages(untouched_data, kPages);
   // The entry point runs before anything is read-only; a dynamically linked test binary's loader
   // has made RELRO so by now, where populating for writing fails. Writable again for the call.
   const Range relro = relro_range();
@@ -86,22 +157,59 @@ TEST_CASE("the writable segments' pages are made resident and private in place")
     REQUIRE(::mprotect(relro_begin, relro_length, PROT_READ | PROT_WRITE) == 0);
   const int status = diskfault_populate_writable_segments();
   if (relro_length != 0) REQUIRE(::mprotect(relro_begin, relro_length, PROT_READ) == 0);
-  if (status == -ENOSYS) {
-    MESSAGE("the early entry point is x86-64 only: nothing to check");
-    return;
-  }
-  if (status == -EINVAL) {
-    MESSAGE("this kernel has no MADV_POPULATE_WRITE (Linux 5.14 on): nothing to check");
-    return;
-  }
+  if (skipped(status)) return;
   REQUIRE(status == 0);
   // Before, the untouched pages were absent (or, for .data, the file's): had they been this
   // process's own already, the call could not be told from its absence.
   CHECK(bss_before < kPages);
   CHECK(data_before < kPages);
-  CHECK(own_pages(untouched_bss) == kPages);
-  CHECK(own_pages(untouched_data) == kPages);
+  CHECK(own_pages(untouched_bss, kPages) == kPages);
+  CHECK(own_pages(untouched_data, kPages) == kPages);
   // Nothing was written: populating keeps what the pages held.
   CHECK(untouched_data[0] == 1);
   CHECK(untouched_bss[kPages * kPage - 1] == 0);
 }
+
+#if DISKFAULT_STATIC_ENTRY
+TEST_CASE("the static binary starts at its own entry point") {
+  // Read from the binary's ELF header and symbol table: a link that dropped the entry point's
+  // object (as GCC's link-time optimisation did) starts at some other function.
+  std::ifstream in(DISKFAULT_BINARY, std::ios::binary);
+  REQUIRE(in);
+  const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE(file.size() > sizeof(ElfW(Ehdr)));
+  ElfW(Ehdr) header;
+  std::memcpy(&header, file.data(), sizeof header);
+  REQUIRE(header.e_shoff + std::size_t{header.e_shnum} * sizeof(ElfW(Shdr)) <= file.size());
+  auto section = [&](std::size_t i) {
+    ElfW(Shdr) s;
+    std::memcpy(&s, file.data() + header.e_shoff + i * sizeof s, sizeof s);
+    return s;
+  };
+  ElfW(Addr) entry_symbol = 0;
+  bool symbol_table = false, found = false;
+  for (std::size_t i = 0; i < header.e_shnum && !found; ++i) {
+    const ElfW(Shdr) symbols = section(i);
+    if (symbols.sh_type != SHT_SYMTAB) continue;
+    symbol_table = true;
+    const ElfW(Shdr) names = section(symbols.sh_link);
+    REQUIRE(symbols.sh_offset + symbols.sh_size <= file.size());
+    for (std::size_t at = 0; at + sizeof(ElfW(Sym)) <= symbols.sh_size; at += sizeof(ElfW(Sym))) {
+      ElfW(Sym) symbol;
+      std::memcpy(&symbol, file.data() + symbols.sh_offset + at, sizeof symbol);
+      if (names.sh_offset + symbol.st_name >= file.size()) continue;
+      if (std::string_view(file.data() + names.sh_offset + symbol.st_name) == "diskfault_entry") {
+        entry_symbol = symbol.st_value;
+        found = true;
+        break;
+      }
+    }
+  }
+  if (!symbol_table) {
+    MESSAGE(DISKFAULT_BINARY << " has no symbol table (stripped): nothing to check");
+    return;
+  }
+  REQUIRE(found);
+  CHECK(header.e_entry == entry_symbol);
+}
+#endif
