@@ -119,7 +119,9 @@ PrefaultedHeap in_huge_page(std::size_t bytes, std::uintptr_t page) {
   // hardly ever set.
   if (::mallopt(M_TOP_PAD, static_cast<int>(std::max(kHugePage, bytes))) != 1) return {};
   if (::mallopt(M_MMAP_MAX, 0) != 1) return {};
-  void* const spacer = std::malloc(request);
+  // volatile: an allocation that nothing reads can be left out altogether (clang does so), and
+  // the heap would not move.
+  void* const volatile spacer = std::malloc(request);
   ::mallopt(M_MMAP_MAX, kGlibcMmapMax);
   char* const begin = reinterpret_cast<char*>(boundary);
   if (spacer == nullptr) return {};
