@@ -3,39 +3,16 @@
 // its page faults (BENCHMARKS.md, item 31).
 #include <doctest/doctest.h>
 
-#include <cstdio>
 #include <fstream>
-#include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "test_support.hpp"
+
 #if DISKFAULT_HOT_ORDER
 
-namespace {
-
-// The binary's functions and their addresses, as nm lists them.
-std::map<std::string, unsigned long long> function_addresses(const std::string& binary) {
-  std::map<std::string, unsigned long long> addresses;
-  FILE* nm = ::popen(("nm --defined-only '" + binary + "'").c_str(), "r");
-  REQUIRE(nm != nullptr);
-  char buffer[4096];
-  while (std::fgets(buffer, sizeof buffer, nm) != nullptr) {
-    std::istringstream line(buffer);
-    std::string address, type, name;
-    if (line >> address >> type >> name && type.size() == 1 &&
-        std::string("tTwW").find(type[0]) != std::string::npos) {
-      addresses.emplace(name, std::stoull(address, nullptr, 16));
-    }
-  }
-  REQUIRE(::pclose(nm) == 0);
-  return addresses;
-}
-
-}  // namespace
-
 TEST_CASE("the binary lays out the functions of src/hot_functions.txt in the file's order") {
-  const auto addresses = function_addresses(DISKFAULT_BINARY);
+  const auto addresses = diskfault::test::function_addresses(DISKFAULT_BINARY);
   std::ifstream list(DISKFAULT_SOURCE_ROOT "/src/hot_functions.txt");
   REQUIRE(list);
   std::vector<unsigned long long> placed;  // the named functions' addresses, in the file's order

@@ -9,14 +9,17 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <iterator>
-#include <string>
-#include <string_view>
+#include <vector>
+
+#include "file_descriptor.hpp"
+#include "test_support.hpp"
 
 using namespace diskfault;
 
@@ -38,25 +41,20 @@ bool pagemap_readable() {
   return true;
 }
 
-// Whether the page at `address` is present and this process's alone: written to, or populated for
-// writing. Not a page of a file (bit 61), nor the zero page a read maps (not exclusive, bit 56).
-// These flags of /proc/self/pagemap need no privilege.
-bool own_page(const void* address) {
-  const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-  REQUIRE(fd >= 0);
-  std::uint64_t entry = 0;
-  const auto offset = static_cast<off_t>(reinterpret_cast<std::uintptr_t>(address) / kPage * 8);
-  const ssize_t got = ::pread(fd, &entry, sizeof entry, offset);
-  ::close(fd);
-  REQUIRE(got == static_cast<ssize_t>(sizeof entry));
-  const auto bit = [&](int n) { return ((entry >> n) & 1) != 0; };
-  return bit(63) && bit(56) && !bit(61);
-}
-
+// How many of the `pages` pages from `begin` are present and this process's alone: written to,
+// or populated for writing. Not a page of a file (bit 61), nor the zero page a read maps (not
+// exclusive, bit 56). These flags of /proc/self/pagemap need no privilege.
 std::size_t own_pages(const char* begin, std::size_t pages) {
-  std::size_t own = 0;
-  for (std::size_t i = 0; i < pages; ++i) own += own_page(begin + i * kPage);
-  return own;
+  FileDescriptor fd(::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
+  REQUIRE(fd.valid());
+  std::vector<std::uint64_t> entries(pages);
+  const auto offset = static_cast<off_t>(reinterpret_cast<std::uintptr_t>(begin) / kPage * 8);
+  pread_exact(fd.get(), reinterpret_cast<char*>(entries.data()), pages * 8, offset,
+              "/proc/self/pagemap");
+  return static_cast<std::size_t>(std::count_if(entries.begin(), entries.end(), [](auto entry) {
+    const auto bit = [&](int n) { return ((entry >> n) & 1) != 0; };
+    return bit(63) && bit(56) && !bit(61);
+  }));
 }
 
 // This binary's RELRO range (page-rounded), made read-only by the dynamic loader after relocating
@@ -172,44 +170,15 @@ TEST_CASE("this binary's writable segments are made resident and private in plac
 
 #if DISKFAULT_STATIC_ENTRY
 TEST_CASE("the static binary starts at its own entry point") {
-  // Read from the binary's ELF header and symbol table: a link that dropped the entry point's
-  // object (as GCC's link-time optimisation did) starts at some other function.
+  // The ELF header's entry against the symbol: a link that dropped the entry point's object (as
+  // GCC's link-time optimisation did) starts at some other function.
   std::ifstream in(DISKFAULT_BINARY, std::ios::binary);
   REQUIRE(in);
-  const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  REQUIRE(file.size() > sizeof(ElfW(Ehdr)));
   ElfW(Ehdr) header;
-  std::memcpy(&header, file.data(), sizeof header);
-  REQUIRE(header.e_shoff + std::size_t{header.e_shnum} * sizeof(ElfW(Shdr)) <= file.size());
-  auto section = [&](std::size_t i) {
-    ElfW(Shdr) s;
-    std::memcpy(&s, file.data() + header.e_shoff + i * sizeof s, sizeof s);
-    return s;
-  };
-  ElfW(Addr) entry_symbol = 0;
-  bool symbol_table = false, found = false;
-  for (std::size_t i = 0; i < header.e_shnum && !found; ++i) {
-    const ElfW(Shdr) symbols = section(i);
-    if (symbols.sh_type != SHT_SYMTAB) continue;
-    symbol_table = true;
-    const ElfW(Shdr) names = section(symbols.sh_link);
-    REQUIRE(symbols.sh_offset + symbols.sh_size <= file.size());
-    for (std::size_t at = 0; at + sizeof(ElfW(Sym)) <= symbols.sh_size; at += sizeof(ElfW(Sym))) {
-      ElfW(Sym) symbol;
-      std::memcpy(&symbol, file.data() + symbols.sh_offset + at, sizeof symbol);
-      if (names.sh_offset + symbol.st_name >= file.size()) continue;
-      if (std::string_view(file.data() + names.sh_offset + symbol.st_name) == "diskfault_entry") {
-        entry_symbol = symbol.st_value;
-        found = true;
-        break;
-      }
-    }
-  }
-  if (!symbol_table) {
-    MESSAGE(DISKFAULT_BINARY << " has no symbol table (stripped): nothing to check");
-    return;
-  }
-  REQUIRE(found);
-  CHECK(header.e_entry == entry_symbol);
+  REQUIRE(in.read(reinterpret_cast<char*>(&header), sizeof header));
+  const auto addresses = test::function_addresses(DISKFAULT_BINARY);
+  const auto entry = addresses.find("diskfault_entry");
+  REQUIRE(entry != addresses.end());
+  CHECK(header.e_entry == entry->second);
 }
 #endif

@@ -1,17 +1,21 @@
 // Helpers shared by the tests: temporary files, running the built binary, diagnosing a text.
 #pragma once
 
+#include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <limits>
+#include <map>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -146,6 +150,24 @@ inline long long proc_sum(const std::string& path, std::initializer_list<std::st
     in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
   }
   return found == keys.size() ? total : -1;
+}
+
+// The binary's functions and their addresses, as nm lists them.
+inline std::map<std::string, unsigned long long> function_addresses(const std::string& binary) {
+  std::map<std::string, unsigned long long> addresses;
+  FILE* nm = ::popen(("nm --defined-only '" + binary + "'").c_str(), "r");
+  REQUIRE(nm != nullptr);
+  char buffer[4096];
+  while (std::fgets(buffer, sizeof buffer, nm) != nullptr) {
+    std::istringstream line(buffer);
+    std::string address, type, name;
+    if (line >> address >> type >> name && type.size() == 1 &&
+        std::string("tTwW").find(type[0]) != std::string::npos) {
+      addresses.emplace(name, std::stoull(address, nullptr, 16));
+    }
+  }
+  REQUIRE(::pclose(nm) == 0);
+  return addresses;
 }
 
 }  // namespace diskfault::test
