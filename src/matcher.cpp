@@ -479,6 +479,7 @@ class LaterStamp {
 // the mapping is given back in whole huge pages (MappedFile::kReleaseUnit), 0.6 ran faster than
 // 0.65 in each of three alternations: medians 155.5 against 163.1 ms, 161.8 against 166.2 and
 // 171.7 against 179.9 (`benchmarks/alternate` 15 to 21 runs; 0.55 was within 2 ms of 0.6).
+// With the part read by copy (BENCHMARKS.md, item 40), 0.5, 0.55 and 0.6 were within the noise.
 constexpr double kSecondCoreShare = 0.6;
 
 // The dmesg lane over the older part of a log, on the second core: marks each line it does not

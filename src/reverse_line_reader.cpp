@@ -43,24 +43,32 @@ ReverseLineReader::ReverseLineReader(int fd, off_t size, std::string name, std::
   }
 }
 
-ReverseLineReader::ReverseLineReader(std::shared_ptr<const MappedFile> map, std::size_t size,
-                                     std::string name, std::size_t block_size, SkipIndex* index,
-                                     const std::atomic<bool>* stop)
+ReverseLineReader::ReverseLineReader(std::shared_ptr<const MappedFile> map, std::string name,
+                                     std::size_t block_size)
     : fd_(-1),
       name_(std::move(name)),
       block_size_(block_size),
       map_(std::move(map)),
-      offset_(static_cast<off_t>(size)),
-      released_(size),
-      marking_(index),
-      stop_(stop) {
-  data_ = map_->data() + size;
+      offset_(static_cast<off_t>(map_->size())),
+      released_(map_->size()) {
+  data_ = map_->data() + map_->size();
 }
+
+ReverseLineReader::ReverseLineReader(int fd, std::size_t size, std::string name,
+                                     std::size_t block_size, SkipIndex* index,
+                                     const std::atomic<bool>* stop)
+    : fd_(fd),
+      name_(std::move(name)),
+      block_size_(block_size),
+      offset_(static_cast<off_t>(size)),
+      read_ahead_(false),
+      marking_(index),
+      stop_(stop) {}
 
 std::unique_ptr<ReverseLineReader> ReverseLineReader::rewound(std::size_t block_size) const {
   if (!map_ || marking_) return nullptr;
-  return std::unique_ptr<ReverseLineReader>(new ReverseLineReader(
-      map_, map_->size(), name_, std::max<std::size_t>(block_size, 1), nullptr, nullptr));
+  return std::unique_ptr<ReverseLineReader>(
+      new ReverseLineReader(map_, name_, std::max<std::size_t>(block_size, 1)));
 }
 
 ReverseLineReader::~ReverseLineReader() {
@@ -95,6 +103,7 @@ void ReverseLineReader::refill() {
   }
   data_ = buffer_.data();
   readable_ = buffer_.size();
+  filled_ = want + keep;
   offset_ -= static_cast<off_t>(want);
   bytes_read_ += want;
   cursor_ = want + keep;
@@ -102,7 +111,9 @@ void ReverseLineReader::refill() {
   // A caller that stops inside the first block (follow mode reading back to the start of the
   // current boot, and then its last 64 lines) never pays for a thread, nor makes glibc's malloc
   // lock for the rest of the run; one that has gone past it is walking the file.
-  if (block_size_ >= kReadAheadMinBlock && offset_ > 0 && bytes_read_ > want) read_ahead(keep);
+  if (read_ahead_ && block_size_ >= kReadAheadMinBlock && offset_ > 0 && bytes_read_ > want) {
+    read_ahead(keep);
+  }
 }
 
 void ReverseLineReader::slide() {
@@ -160,7 +171,7 @@ void ReverseLineReader::scan_older_part(double fraction, PartScan scan) {
   indexed_ = true;
   part_thread_ = std::thread([this, scan = std::move(scan), after] {
     try {
-      ReverseLineReader part(map_, part_end_, name_, block_size_, part_index_.get(), &part_stop_);
+      ReverseLineReader part(fd_, part_end_, name_, block_size_, part_index_.get(), &part_stop_);
       scan(part, after);
     } catch (...) {
       part_error_ = std::current_exception();  // the reader's thread rethrows it
@@ -171,10 +182,12 @@ void ReverseLineReader::scan_older_part(double fraction, PartScan scan) {
 
 bool ReverseLineReader::mark(const Line& line) {
   if (stop_->load(std::memory_order_relaxed)) return false;
-  const char* file = map_->data();
-  const auto begin = static_cast<std::uint64_t>(line.text.data() - file);
+  // The byte after the line is its '\r' or its newline; the newline of a line carried over from
+  // the previous block was left behind with it.
+  const std::size_t end = offset_in(line.text.data()) + line.text.size();
+  const auto begin = static_cast<std::uint64_t>(offset_) + end - line.text.size();
   std::uint64_t newline = begin + line.text.size();
-  if (newline < map_->size() && file[newline] == '\r') ++newline;
+  if (end < filled_ && data_[end] == '\r') ++newline;
   return marking_->add({begin, newline, line.from_end});
 }
 

@@ -233,6 +233,10 @@ class ReverseLineReader {
   // on a file read by copy, one without a line end to split at, or after the first line is
   // read. What `scan` uses must outlive this reader, which stops and joins the thread when it
   // is destroyed.
+  //
+  // `part` reads by copy. In place, each 2 MiB it passed cost a fault and a release (50 to 90 µs
+  // on the VM of BENCHMARKS.md, item 40), paid again by the caller, whose reading of the marked
+  // lines maps the same pages once more.
   using PartScan = std::function<void(ReverseLineReader& part, std::string_view after)>;
   void scan_older_part(double fraction, PartScan scan);
   // For a scan: records `line` (just handed out by next()) as one to offer again. False when the
@@ -249,9 +253,13 @@ class ReverseLineReader {
   std::uint64_t bytes_read() const noexcept { return bytes_read_; }
 
  private:
-  // A reader of the first `size` bytes of `map`, for scan_older_part().
-  ReverseLineReader(std::shared_ptr<const MappedFile> map, std::size_t size, std::string name,
-                    std::size_t block_size, SkipIndex* index, const std::atomic<bool>* stop);
+  // A reader of `map` from its end, for rewound().
+  ReverseLineReader(std::shared_ptr<const MappedFile> map, std::string name,
+                    std::size_t block_size);
+  // A reader of the first `size` bytes of `fd`, for scan_older_part(): by copy, and with no
+  // thread of its own to read ahead (the file is in the page cache, and both cores are busy).
+  ReverseLineReader(int fd, std::size_t size, std::string name, std::size_t block_size,
+                    SkipIndex* index, const std::atomic<bool>* stop);
 
   template <class Take>
   Run skip_lines(Take take);
@@ -333,6 +341,8 @@ class ReverseLineReader {
   std::size_t readable_ = 0;               // bytes that may be loaded from data_ on
   off_t offset_;                           // file offset of data_[0]
   std::size_t cursor_ = 0;                 // data_[0, cursor_) is not handed out yet
+  // Of a copied block's readable bytes, those read from the file (mark() looks past a line).
+  std::size_t filled_ = 0;
   // data_[0, unscanned_) may hold newlines; past it, up to cursor_, lies a partial line that
   // was searched already (a long line is searched once, not once per block).
   std::size_t unscanned_ = 0;
@@ -341,6 +351,7 @@ class ReverseLineReader {
   std::uint64_t lines_ = 0;
   std::uint64_t bytes_read_ = 0;
   std::size_t released_ = 0;  // the mapping from here to its end is given back
+  bool read_ahead_ = true;    // large blocks are read ahead on a thread (not in a part's reader)
   // Used by whichever thread reads: this one until the worker starts, the worker after.
   bool nowait_ = true;  // pread_cached() works on this file
   BackwardReadahead readahead_;

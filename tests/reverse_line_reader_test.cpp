@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -283,6 +284,44 @@ TEST_CASE("a mapped file that shrinks while it is read is an error that names it
     CHECK(what.find("file shrank while reading " + path) != std::string::npos);
     ::close(fd);
   }
+}
+
+TEST_CASE("a file that shrinks under the older part's scan is an error the reader reports") {
+  TempDir dir;
+  const std::string data = usb_lines(64 * 1024);
+  const std::string path = dir.write("shrink-part.log", data);
+  int fd = ::open(path.c_str(), O_RDWR);
+  REQUIRE(fd >= 0);
+  ReverseLineReader reader(fd, static_cast<off_t>(data.size()), path, 4096, ReadMode::kMapped);
+  REQUIRE(reader.mapped());
+  std::atomic<bool> shrunk{false};
+  reader.scan_older_part(0.9, [&shrunk](ReverseLineReader& part, std::string_view) {
+    while (!shrunk.load()) std::this_thread::yield();
+    for (;;) {
+      auto line = part.next();
+      if (!line || !part.mark(*line)) return;
+    }
+  });
+  REQUIRE(reader.split());
+  // The newer part, read whole before the file shrinks: what goes wrong after is the scan's.
+  const std::size_t part_end = data.rfind('\n', data.size() * 9 / 10 - 1) + 1;
+  const auto newer = static_cast<std::size_t>(
+      std::count(data.begin() + static_cast<std::ptrdiff_t>(part_end), data.end(), '\n'));
+  for (std::size_t i = 0; i < newer; ++i) REQUIRE(reader.next());
+  REQUIRE(::ftruncate(fd, 100) == 0);
+  shrunk = true;
+  struct TakeAll {
+    bool operator()(const diskfault::Line&) const { return true; }
+    void pass(const diskfault::Line&) const {}
+  };
+  std::string what;
+  try {
+    reader.skip_while(TakeAll{});
+  } catch (const std::system_error& e) {
+    what = e.what();
+  }
+  CHECK(what.find("file shrank while reading " + path) != std::string::npos);
+  ::close(fd);
 }
 
 TEST_CASE("a rewound reader reads the same mapping from its end again; a copying one has none") {
