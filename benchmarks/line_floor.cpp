@@ -1,18 +1,22 @@
 // A floor under any diagnosis that reads every line of a page-cached log: the file's line ends
 // found from its end, and the byte after each line end read (where a stamp starts), with nothing
-// else done per line and no copy (the file is mapped). diskfault reads every line's stamp, to find
-// where the clock restarts, so a reader like this one bounds it from below; `rg -c XFS` looks for
-// line ends only around its hits, and is not bound so. With two threads each takes one half of the
-// file: what a second core could add.
+// else done per line. diskfault reads every line's stamp, to find where the clock restarts, so a
+// reader like this one bounds it from below; `rg -c XFS` looks for line ends only around its hits,
+// and is not bound so. With two threads each takes one half of the file: what a second core could
+// add. The file is mapped, and the pages passed given back as diskfault gives them back; or, with
+// `copy`, read with pread() in blocks of 1 MiB into each thread's own buffer, as diskfault's
+// second thread reads its part. On the VM of BENCHMARKS.md the two ways differ most in the
+// release: each 2 MiB given back while another thread of the process runs costs 50 to 90 µs.
 //
-// Usage: line_floor FILE [THREADS]    THREADS is 1 (the default) or 2. Prints the number of line
-// ends, and the sum of the bytes read (so that reading them is not optimised away). A benchmark,
-// not a tool: a file truncated while it runs kills it (SIGBUS).
+// Usage: line_floor FILE [THREADS [copy]]    THREADS is 1 (the default) or 2. Prints the number
+// of line ends, and the sum of the bytes read (so that reading them is not optimised away). A
+// benchmark, not a tool: a file truncated while it is mapped kills it (SIGBUS).
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <charconv>
@@ -123,6 +127,52 @@ void scan(const char* map, std::size_t begin, std::size_t end, std::size_t size,
   scan_portable(map, begin, end, size, tally);
 }
 
+constexpr std::size_t kCopyBlock = std::size_t{1} << 20;
+// scan()'s Trail then never gives back a page of the block.
+static_assert(kCopyBlock < Trail::kUnit);
+
+// The bytes of the file [begin, end) in blocks read from the end, each scanned as scan() scans
+// the mapping. The byte after a block's last line end is the first of the block read before it.
+// A short read (a file truncated meanwhile) ends the scan early.
+void scan_copy(int fd, std::size_t begin, std::size_t end, std::size_t size, Tally* tally) {
+  char* block = static_cast<char*>(std::aligned_alloc(kPage, kCopyBlock));
+  if (block == nullptr) return;
+  Tally sum;
+  int later_first = -1;  // the first byte of the block after this one; -1 at the file's end
+  if (char after; end < size && ::pread(fd, &after, 1, static_cast<off_t>(end)) == 1) {
+    later_first = static_cast<unsigned char>(after);
+  }
+  for (std::size_t at = end; at > begin;) {
+    const std::size_t length = std::min(kCopyBlock, at - begin);
+    at -= length;
+    if (::pread(fd, block, length, static_cast<off_t>(at)) != static_cast<ssize_t>(length)) break;
+    const char last = block[length - 1];
+    Tally part;
+    // A line end as the block's last byte is counted here, with the byte after it from before.
+    const std::size_t searched = last == '\n' ? length - 1 : length;
+    scan(block, 0, searched, length, &part);
+    if (last == '\n') {
+      ++part.line_ends;
+      if (later_first >= 0) part.first_bytes += static_cast<unsigned>(later_first);
+    }
+    sum.line_ends += part.line_ends;
+    sum.first_bytes += part.first_bytes;
+    later_first = static_cast<unsigned char>(block[0]);
+  }
+  std::free(block);
+  *tally = sum;
+}
+
+// `scan_part(begin, end, tally)` over [0, size): the part from `middle` up on a second thread, the
+// rest on this one; all on this one where `middle` is 0.
+template <class ScanPart>
+void in_two_parts(std::size_t middle, std::size_t size, Tally (&tallies)[2], ScanPart scan_part) {
+  if (middle == 0) return scan_part(0, size, &tallies[0]);
+  std::thread upper(scan_part, middle, size, &tallies[1]);
+  scan_part(0, middle, &tallies[0]);
+  upper.join();
+}
+
 int fail(const std::string& what) {
   std::fprintf(stderr, "line_floor: %s\n", what.c_str());
   return 2;
@@ -131,10 +181,12 @@ int fail(const std::string& what) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || argc > 3) return fail("usage: line_floor FILE [THREADS]");
+  if (argc < 2 || argc > 4) return fail("usage: line_floor FILE [THREADS [copy]]");
   const std::string path = argv[1];
   int threads = 1;
-  if (argc == 3) {
+  const bool copy = argc == 4 && std::string_view(argv[3]) == "copy";
+  if (argc == 4 && !copy) return fail("the third argument can only be `copy`");
+  if (argc >= 3) {
     const std::string_view arg = argv[2];
     const auto [end, error] = std::from_chars(arg.data(), arg.data() + arg.size(), threads);
     if (error != std::errc{} || end != arg.data() + arg.size() || (threads != 1 && threads != 2)) {
@@ -149,20 +201,22 @@ int main(int argc, char** argv) {
   if (!S_ISREG(st.st_mode)) return fail(path + ": not a regular file");
   const auto size = static_cast<std::size_t>(st.st_size);
   Tally tallies[2];
-  if (size != 0) {  // mmap() refuses an empty range
+  if (copy) {
+    // The parts meet at a block boundary of the upper one's reading.
+    const std::size_t middle = threads == 2 ? size / 2 / kCopyBlock * kCopyBlock : 0;
+    in_two_parts(middle, size, tallies, [fd, size](std::size_t begin, std::size_t end, Tally* t) {
+      scan_copy(fd, begin, end, size, t);
+    });
+  } else if (size != 0) {  // mmap() refuses an empty range
     void* mapped = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (mapped == MAP_FAILED) return fail(path + ": " + std::strerror(errno));
     const char* map = static_cast<const char*>(mapped);
     // The parts meet at a page boundary, so that neither's MADV_DONTNEED reaches the other's
     // pages; a file under two pages stays in one part.
     const std::size_t middle = threads == 2 ? (size / 2) & ~(kPage - 1) : 0;
-    if (middle == 0) {
-      scan(map, 0, size, size, &tallies[0]);
-    } else {
-      std::thread upper(scan, map, middle, size, size, &tallies[1]);
-      scan(map, 0, middle, size, &tallies[0]);
-      upper.join();
-    }
+    in_two_parts(middle, size, tallies, [map, size](std::size_t begin, std::size_t end, Tally* t) {
+      scan(map, begin, end, size, t);
+    });
   }
   const std::uint64_t ends = tallies[0].line_ends + tallies[1].line_ends;
   const std::uint64_t firsts = tallies[0].first_bytes + tallies[1].first_bytes;
