@@ -4,9 +4,10 @@
 // reader like this one bounds it from below; `rg -c XFS` looks for line ends only around its hits,
 // and is not bound so. With two threads each takes one half of the file: what a second core could
 // add. The file is mapped, and the pages passed given back as diskfault gives them back; or, with
-// `copy`, read with pread() in blocks of 1 MiB into each thread's own buffer, as diskfault's
-// second thread reads its part. On the VM of BENCHMARKS.md the two ways differ most in the
-// release: each 2 MiB given back while another thread of the process runs costs 50 to 90 µs.
+// `copy`, read with pread() in blocks of 1 MiB into each thread's own buffer, as diskfault's second
+// thread reads its part (a file under 2 MiB then stays on one thread). On the VM of BENCHMARKS.md
+// the two ways differ most in the release: each 2 MiB given back while another thread of the
+// process runs costs 50 to 90 µs.
 //
 // Usage: line_floor FILE [THREADS [copy]]    THREADS is 1 (the default) or 2. Prints the number
 // of line ends, and the sum of the bytes read (so that reading them is not optimised away). A
@@ -129,13 +130,13 @@ void scan(const char* map, std::size_t begin, std::size_t end, std::size_t size,
 
 constexpr std::size_t kCopyBlock = std::size_t{1} << 20;
 // scan()'s Trail then never gives back a page of the block.
-static_assert(kCopyBlock < Trail::kUnit);
+static_assert(kCopyBlock + kPage < Trail::kUnit);
 
 // The bytes of the file [begin, end) in blocks read from the end, each scanned as scan() scans
 // the mapping. The byte after a block's last line end is the first of the block read before it.
 // A short read (a file truncated meanwhile) ends the scan early.
 void scan_copy(int fd, std::size_t begin, std::size_t end, std::size_t size, Tally* tally) {
-  char* block = static_cast<char*>(std::aligned_alloc(kPage, kCopyBlock));
+  char* block = static_cast<char*>(std::aligned_alloc(kPage, kCopyBlock + kPage));
   if (block == nullptr) return;
   Tally sum;
   int later_first = -1;  // the first byte of the block after this one; -1 at the file's end
@@ -143,8 +144,12 @@ void scan_copy(int fd, std::size_t begin, std::size_t end, std::size_t size, Tal
     later_first = static_cast<unsigned char>(after);
   }
   for (std::size_t at = end; at > begin;) {
-    const std::size_t length = std::min(kCopyBlock, at - begin);
-    at -= length;
+    // Each block starts on a page boundary of the file, as diskfault's do, so that the kernel's
+    // copy runs page to page (ReverseLineReader::kPage: 4K aliasing otherwise).
+    const std::size_t start =
+        at - begin > kCopyBlock ? std::max(begin, (at - kCopyBlock) / kPage * kPage) : begin;
+    const std::size_t length = at - start;
+    at = start;
     if (::pread(fd, block, length, static_cast<off_t>(at)) != static_cast<ssize_t>(length)) break;
     const char last = block[length - 1];
     Tally part;
@@ -202,8 +207,9 @@ int main(int argc, char** argv) {
   const auto size = static_cast<std::size_t>(st.st_size);
   Tally tallies[2];
   if (copy) {
-    // The parts meet at a block boundary of the upper one's reading.
+    // The parts meet at a page boundary; a file under 2 MiB stays in one part.
     const std::size_t middle = threads == 2 ? size / 2 / kCopyBlock * kCopyBlock : 0;
+    static_assert(kCopyBlock % kPage == 0);
     in_two_parts(middle, size, tallies, [fd, size](std::size_t begin, std::size_t end, Tally* t) {
       scan_copy(fd, begin, end, size, t);
     });

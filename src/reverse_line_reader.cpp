@@ -156,7 +156,7 @@ void ReverseLineReader::release_passed() {
 }
 
 void ReverseLineReader::scan_older_part(double fraction, PartScan scan) {
-  if (!map_ || part_end_ != 0 || started_) return;
+  if (!map_ || fd_ < 0 || part_end_ != 0 || started_) return;
   const char* file = map_->data();
   const auto at = static_cast<std::size_t>(static_cast<double>(map_->size()) * fraction);
   if (at == 0 || at >= map_->size()) return;

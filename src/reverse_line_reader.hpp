@@ -158,7 +158,7 @@ enum class ReadMode {
 // cache holds, from kMapMin or the caller's bound; a large one only if held mostly in huge pages):
 // the file is mapped (MappedFile, which turns a truncation underneath into an error, not SIGBUS),
 // nothing is copied, and the pages passed are given back as the reader moves on; the older part of
-// the file may then be scanned on a second thread (scan_older_part()).
+// the file may then be scanned on a second thread (scan_older_part()), which copies it.
 class ReverseLineReader {
  public:
   static constexpr std::size_t kDefaultBlockSize = 1024 * 1024;
@@ -179,7 +179,8 @@ class ReverseLineReader {
   // the faster way for logs under 2 MiB (kMapFromWithHugeHeap, diagnose.hpp).
   static constexpr off_t kMapMin = off_t{64} << 10;
 
-  // `fd` must stay open while the reader is used; `name` is used in error messages only.
+  // `fd` must stay open until the reader is destroyed (a scan_older_part() thread reads it until
+  // then); `name` is used in error messages only.
   ReverseLineReader(int fd, off_t size, std::string name,
                     std::size_t block_size = kDefaultBlockSize, ReadMode mode = ReadMode::kAuto,
                     off_t map_from = kMapMin);
@@ -231,8 +232,8 @@ class ReverseLineReader {
   // the marks as they are made, waiting for the next where it has caught up. What the scan
   // throws (its reader's errors) skip_while() rethrows when it runs out of marks. Does nothing
   // on a file read by copy, one without a line end to split at, or after the first line is
-  // read. What `scan` uses must outlive this reader, which stops and joins the thread when it
-  // is destroyed.
+  // read, or on a rewound() reader (it has no descriptor). What `scan` uses must outlive this
+  // reader, which stops and joins the thread when it is destroyed.
   //
   // `part` reads by copy. In place, each 2 MiB it passed cost a fault and a release (50 to 90 µs
   // on the VM of BENCHMARKS.md, item 40), paid again by the caller, whose reading of the marked

@@ -292,9 +292,15 @@ TEST_CASE("a file that shrinks under the older part's scan is an error the reade
   const std::string path = dir.write("shrink-part.log", data);
   int fd = ::open(path.c_str(), O_RDWR);
   REQUIRE(fd >= 0);
+  std::atomic<bool> shrunk{false};  // outlives the reader, whose scan waits for it
   ReverseLineReader reader(fd, static_cast<off_t>(data.size()), path, 4096, ReadMode::kMapped);
+  // A failed REQUIRE below unwinds through the reader's destructor, which joins the scan: the scan
+  // must stop waiting by then.
+  struct Release {
+    std::atomic<bool>& flag;
+    ~Release() { flag = true; }
+  } release{shrunk};
   REQUIRE(reader.mapped());
-  std::atomic<bool> shrunk{false};
   reader.scan_older_part(0.9, [&shrunk](ReverseLineReader& part, std::string_view) {
     while (!shrunk.load()) std::this_thread::yield();
     for (;;) {
@@ -341,6 +347,9 @@ TEST_CASE("a rewound reader reads the same mapping from its end again; a copying
     CAPTURE(block);
     auto again = mapped.rewound(block);
     REQUIRE(again);
+    // It has no descriptor of its own for a second thread's copy to read.
+    again->scan_older_part(0.5, [](ReverseLineReader&, std::string_view) {});
+    CHECK_FALSE(again->split());
     std::vector<std::string> lines;
     while (auto line = again->next()) lines.emplace_back(line->text);
     CHECK(std::vector<std::string>(lines.rbegin(), lines.rend()) == expected);
