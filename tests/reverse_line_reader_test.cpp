@@ -290,10 +290,11 @@ TEST_CASE("a file that shrinks under the older part's scan is an error the reade
   TempDir dir;
   const std::string data = usb_lines(64 * 1024);
   const std::string path = dir.write("shrink-part.log", data);
-  int fd = ::open(path.c_str(), O_RDWR);
-  REQUIRE(fd >= 0);
+  diskfault::FileDescriptor fd(::open(path.c_str(), O_RDWR));  // open until the reader is gone
+  REQUIRE(fd.get() >= 0);
   std::atomic<bool> shrunk{false};  // outlives the reader, whose scan waits for it
-  ReverseLineReader reader(fd, static_cast<off_t>(data.size()), path, 4096, ReadMode::kMapped);
+  ReverseLineReader reader(fd.get(), static_cast<off_t>(data.size()), path, 4096,
+                           ReadMode::kMapped);
   // A failed REQUIRE below unwinds through the reader's destructor, which joins the scan: the scan
   // must stop waiting by then.
   struct Release {
@@ -314,7 +315,7 @@ TEST_CASE("a file that shrinks under the older part's scan is an error the reade
   const auto newer = static_cast<std::size_t>(
       std::count(data.begin() + static_cast<std::ptrdiff_t>(part_end), data.end(), '\n'));
   for (std::size_t i = 0; i < newer; ++i) REQUIRE(reader.next());
-  REQUIRE(::ftruncate(fd, 100) == 0);
+  REQUIRE(::ftruncate(fd.get(), 100) == 0);
   shrunk = true;
   struct TakeAll {
     bool operator()(const diskfault::Line&) const { return true; }
@@ -327,7 +328,6 @@ TEST_CASE("a file that shrinks under the older part's scan is an error the reade
     what = e.what();
   }
   CHECK(what.find("file shrank while reading " + path) != std::string::npos);
-  ::close(fd);
 }
 
 TEST_CASE("a rewound reader reads the same mapping from its end again; a copying one has none") {
