@@ -97,13 +97,12 @@ void ReverseLineReader::refill() {
     std::memcpy(spare_.data() + want, buffer_.data(), keep);
     buffer_.swap(spare_);
   } else {
-    if (buffer_.size() < want + keep) buffer_.resize(want + keep);
+    buffer_.resize(want + keep);  // no stale bytes past the line kept: mark() looks past a line
     std::memmove(buffer_.data() + want, buffer_.data(), keep);
     read_block(buffer_.data(), want, offset_ - static_cast<off_t>(want));
   }
   data_ = buffer_.data();
   readable_ = buffer_.size();
-  filled_ = want + keep;
   offset_ -= static_cast<off_t>(want);
   bytes_read_ += want;
   cursor_ = want + keep;
@@ -182,12 +181,13 @@ void ReverseLineReader::scan_older_part(double fraction, PartScan scan) {
 
 bool ReverseLineReader::mark(const Line& line) {
   if (stop_->load(std::memory_order_relaxed)) return false;
-  // The byte after the line is its '\r' or its newline; the newline of a line carried over from
-  // the previous block was left behind with it.
-  const std::size_t end = offset_in(line.text.data()) + line.text.size();
-  const auto begin = static_cast<std::uint64_t>(offset_) + end - line.text.size();
+  // The byte after the line is its '\r' or its newline, unless the line was carried over from
+  // the previous block: its newline stayed behind there, and the block ends with the line.
+  const std::size_t at = offset_in(line.text.data());
+  const std::size_t end = at + line.text.size();
+  const auto begin = static_cast<std::uint64_t>(offset_) + at;
   std::uint64_t newline = begin + line.text.size();
-  if (end < filled_ && data_[end] == '\r') ++newline;
+  if (end < readable_ && data_[end] == '\r') ++newline;
   return marking_->add({begin, newline, line.from_end});
 }
 

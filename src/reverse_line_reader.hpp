@@ -339,11 +339,9 @@ class ReverseLineReader {
   std::shared_ptr<const MappedFile> map_;  // null when the file is read by copy
   Block buffer_;                           // the block at hand, when copied
   const char* data_ = nullptr;             // the block at hand: buffer_, or the mapping at offset_
-  std::size_t readable_ = 0;               // bytes that may be loaded from data_ on
+  std::size_t readable_ = 0;               // the file's bytes from data_ on, all loadable
   off_t offset_;                           // file offset of data_[0]
   std::size_t cursor_ = 0;                 // data_[0, cursor_) is not handed out yet
-  // Of a copied block's readable bytes, those read from the file (mark() looks past a line).
-  std::size_t filled_ = 0;
   // data_[0, unscanned_) may hold newlines; past it, up to cursor_, lies a partial line that
   // was searched already (a long line is searched once, not once per block).
   std::size_t unscanned_ = 0;
