@@ -61,7 +61,6 @@ ReverseLineReader::ReverseLineReader(int fd, std::size_t size, std::string name,
       name_(std::move(name)),
       block_size_(block_size),
       offset_(static_cast<off_t>(size)),
-      read_ahead_(false),
       marking_(index),
       stop_(stop) {}
 
@@ -109,8 +108,10 @@ void ReverseLineReader::refill() {
   unscanned_ = want;  // the partial line kept has no newline: it was searched already
   // A caller that stops inside the first block (follow mode reading back to the start of the
   // current boot, and then its last 64 lines) never pays for a thread, nor makes glibc's malloc
-  // lock for the rest of the run; one that has gone past it is walking the file.
-  if (read_ahead_ && block_size_ >= kReadAheadMinBlock && offset_ > 0 && bytes_read_ > want) {
+  // lock for the rest of the run; one that has gone past it is walking the file. A part's reader
+  // (marking_) reads on the second core already, from a log the page cache holds.
+  if (marking_ == nullptr && block_size_ >= kReadAheadMinBlock && offset_ > 0 &&
+      bytes_read_ > want) {
     read_ahead(keep);
   }
 }

@@ -350,7 +350,6 @@ class ReverseLineReader {
   std::uint64_t lines_ = 0;
   std::uint64_t bytes_read_ = 0;
   std::size_t released_ = 0;  // the mapping from here to its end is given back
-  bool read_ahead_ = true;    // large blocks are read ahead on a thread (not in a part's reader)
   // Used by whichever thread reads: this one until the worker starts, the worker after.
   bool nowait_ = true;  // pread_cached() works on this file
   BackwardReadahead readahead_;
