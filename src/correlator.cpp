@@ -301,12 +301,39 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
     if (!i) return {};
     return {presences.data() + first_presence[*i], presences.data() + first_presence[*i + 1]};
   };
-  auto find = [&](const Key& place, std::uint32_t segment) -> Presence* {
-    for (Presence& p : presences_of(place)) {
-      if (p.lo <= segment && segment <= p.hi) return &p;
-    }
-    return nullptr;
+  // A place's presences cover its segments newest last, without gaps or overlap: the one that
+  // covers `segment` is found by binary search. A walk made a boot in which one drive came and
+  // went thousands of times take minutes (BENCHMARKS.md, item 42).
+  auto covering = [](std::span<Presence* const> run, std::uint32_t segment) -> Presence* {
+    auto it = std::partition_point(run.begin(), run.end(),
+                                   [segment](const Presence* p) { return p->lo > segment; });
+    return it != run.end() && segment <= (*it)->hi ? *it : nullptr;
   };
+  std::vector<Presence*> all_presences(presences.size());
+  for (std::size_t i = 0; i < presences.size(); ++i) all_presences[i] = &presences[i];
+  auto find = [&](const Key& place, std::uint32_t segment) -> Presence* {
+    auto i = index_of(place);
+    if (!i) return nullptr;
+    return covering(
+        {all_presences.data() + first_presence[*i], all_presences.data() + first_presence[*i + 1]},
+        segment);
+  };
+  // For a fragment known only by a disk's name: the presences that name was bound to, per place,
+  // in the same order.
+  std::map<std::string, std::map<std::string, std::vector<Presence*>>> bound;
+  for (auto& [b_segment, disk, location] : bindings_) {
+    if (Presence* p = find({KeyKind::kLocation, location}, b_segment)) {
+      bound[disk][location].push_back(p);
+    }
+  }
+  for (auto& [disk, by_location] : bound) {
+    for (auto& [location, bound_presences] : by_location) {
+      std::sort(bound_presences.begin(), bound_presences.end(),
+                [](const Presence* a, const Presence* b) { return a->lo > b->lo; });
+      bound_presences.erase(std::unique(bound_presences.begin(), bound_presences.end()),
+                            bound_presences.end());
+    }
+  }
 
   // Where each fragment goes; a presence is filled once an error goes there.
   std::map<std::string, Presence> name_only;
@@ -318,15 +345,17 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
     if (key.first != KeyKind::kName) {
       target = find(place_of(key), segment);
     } else {
-      std::set<Presence*> candidates;
-      for (auto& [b_segment, disk, location] : bindings_) {
-        if (disk != key.second) continue;
-        Presence* p = find({KeyKind::kLocation, location}, b_segment);
-        if (p && p->lo <= segment && segment <= p->hi) candidates.insert(p);
+      // At most one presence of each place covers the segment.
+      std::size_t candidates = 0;
+      if (auto it = bound.find(key.second); it != bound.end()) {
+        for (auto& [location, bound_presences] : it->second) {
+          if (Presence* p = covering(bound_presences, segment)) {
+            ++candidates;
+            target = p;
+          }
+        }
       }
-      if (candidates.size() == 1) {
-        target = *candidates.begin();
-      } else {
+      if (candidates != 1) {
         Presence& alone = name_only[key.second];
         alone.place = key;
         target = &alone;
