@@ -474,13 +474,11 @@ class LaterStamp {
 
 // The share of a large dmesg log whose lines the second core offers to the fast lane: the first
 // core also takes every line the lane refuses down the full path, the part's lines too, as the
-// scan marks them. On the 1 GiB generated log the first core ended 21 to 56 ms after the scan at
-// 0.55 and 0.6, and waited 25 ms for it in all at 0.7; at 0.65, within 20 ms either way. Since
-// the mapping is given back in whole huge pages (MappedFile::kReleaseUnit), 0.6 ran faster than
-// 0.65 in each of three alternations: medians 155.5 against 163.1 ms, 161.8 against 166.2 and
-// 171.7 against 179.9 (`benchmarks/alternate` 15 to 21 runs; 0.55 was within 2 ms of 0.6).
-// With the part read by copy (BENCHMARKS.md, item 40), 0.5, 0.55 and 0.6 were within the noise.
-constexpr double kSecondCoreShare = 0.6;
+// scan marks them. Since the first core reads those lines from the scan's copies (BENCHMARKS.md,
+// item 41), it has time for a larger share of its own: on the 1 GiB generated log 0.45, 0.5 and
+// 0.55 took 136.2, 127.0 and 130.1 ms (`benchmarks/alternate 15`); 0.6, the share before, 150.6
+// against 0.5's 134.0 in another. Item 40 has the earlier figures.
+constexpr double kSecondCoreShare = 0.5;
 
 // The dmesg lane over the older part of a log, on the second core: marks each line it does not
 // take, for the first core's lane to skip between (ReverseLineReader::scan_older_part()). A line

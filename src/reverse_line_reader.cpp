@@ -1,6 +1,8 @@
 // The reverse line reader: memrchr over blocks read backwards, a partial line carried between them.
 #include "reverse_line_reader.hpp"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstring>
 #include <utility>
@@ -155,7 +157,7 @@ void ReverseLineReader::release_passed() {
   if (released_ >= in_use + MappedFile::kReleaseUnit) released_ = map_->release(in_use, released_);
 }
 
-void ReverseLineReader::scan_older_part(double fraction, PartScan scan) {
+void ReverseLineReader::scan_older_part(double fraction, PartScan scan, std::size_t copy_bytes) {
   if (!map_ || fd_ < 0 || part_end_ != 0 || started_) return;
   const char* file = map_->data();
   const auto at = static_cast<std::size_t>(static_cast<double>(map_->size()) * fraction);
@@ -167,10 +169,11 @@ void ReverseLineReader::scan_older_part(double fraction, PartScan scan) {
   const std::size_t after_size =
       (after_end ? static_cast<const char*>(after_end) : file + map_->size()) - (file + part_end_);
   const std::string_view after(file + part_end_, after_size);
-  part_index_ = std::make_unique<SkipIndex>();
+  part_index_ = std::make_unique<SkipIndex>(copy_bytes);
   indexed_ = true;
   part_thread_ = std::thread([this, scan = std::move(scan), after] {
     try {
+      part_index_->prefault();
       ReverseLineReader part(fd_, part_end_, name_, block_size_, part_index_.get(), &part_stop_);
       scan(part, after);
     } catch (...) {
@@ -180,16 +183,74 @@ void ReverseLineReader::scan_older_part(double fraction, PartScan scan) {
   });
 }
 
-bool ReverseLineReader::mark(const Line& line) {
-  if (stop_->load(std::memory_order_relaxed)) return false;
+SkipIndex::Break ReverseLineReader::place_of(std::string_view text, std::uint64_t from_end) const {
   // The byte after the line is its '\r' or its newline, unless the line was carried over from
   // the previous block: its newline stayed behind there, and the block ends with the line.
-  const std::size_t at = offset_in(line.text.data());
-  const std::size_t end = at + line.text.size();
+  const std::size_t at = offset_in(text.data());
+  const std::size_t end = at + text.size();
   const auto begin = static_cast<std::uint64_t>(offset_) + at;
-  std::uint64_t newline = begin + line.text.size();
+  std::uint64_t newline = begin + text.size();
   if (end < readable_ && data_[end] == '\r') ++newline;
-  return marking_->add({begin, newline, line.from_end});
+  return {begin, newline, from_end};
+}
+
+bool ReverseLineReader::mark(const Line& line) {
+  if (stop_->load(std::memory_order_relaxed)) return false;
+  const SkipIndex::Break place = place_of(line.text, line.from_end);
+  marking_->copy(place, line.text);
+  return marking_->add(place);
+}
+
+void SkipIndex::prefault() noexcept {
+#ifdef MADV_POPULATE_WRITE
+  // The whole pages inside each ring: the advice changes no byte. A kernel before 5.14 refuses
+  // it, and the pages fault in as they are written.
+  auto populate = [](void* start, std::size_t size) {
+    constexpr std::uintptr_t page = ReverseLineReader::kPage;
+    const auto first = (reinterpret_cast<std::uintptr_t>(start) + page - 1) & ~(page - 1);
+    const auto last = (reinterpret_cast<std::uintptr_t>(start) + size) & ~(page - 1);
+    if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_POPULATE_WRITE);
+  };
+  populate(copies_.get(), kMaxCopies * sizeof(Copy));
+  populate(text_.get(), copy_bytes_);
+#endif
+}
+
+void SkipIndex::copy(const Break& place, std::string_view text) {
+  if (text.size() >= copy_bytes_ ||
+      copied_ - freed_.load(std::memory_order_acquire) == kMaxCopies) {
+    return;
+  }
+  std::uint64_t at = text_end_;
+  // A copy does not wrap around the ring's end: one that would starts the next round.
+  if (at % copy_bytes_ + text.size() > copy_bytes_) at += copy_bytes_ - at % copy_bytes_;
+  if (at + text.size() - text_freed_.load(std::memory_order_acquire) > copy_bytes_) return;
+  std::memcpy(text_.get() + at % copy_bytes_, text.data(), text.size());
+  copies_[copied_ % kMaxCopies] = {place.begin, place.newline, at, text.size()};
+  ++copied_;
+  text_end_ = at + text.size();
+}
+
+const SkipIndex::Copy* SkipIndex::find(std::uint64_t place, std::uint64_t Copy::*by) {
+  for (const std::uint64_t n = published_.load(std::memory_order_acquire); read_ < n; ++read_) {
+    const Copy& copy = copies_[read_ % kMaxCopies];
+    if (copy.*by > place) continue;  // a newer line's, passed over
+    if (copy.*by < place) return nullptr;
+    ++found_;
+    return &copy;
+  }
+  return nullptr;
+}
+
+void SkipIndex::release(std::uint64_t k) {
+  if (k <= freed_.load(std::memory_order_relaxed)) return;
+  // The text before copy k's is free; with every copy read, all of it that was used.
+  const Copy& last = copies_[(k - 1) % kMaxCopies];
+  const std::uint64_t text = k < published_.load(std::memory_order_acquire)
+                                 ? copies_[k % kMaxCopies].at
+                                 : last.at + last.size;
+  text_freed_.store(text, std::memory_order_release);
+  freed_.store(k, std::memory_order_release);
 }
 
 bool ReverseLineReader::await_break(std::size_t k) {
@@ -275,6 +336,18 @@ std::optional<Line> ReverseLineReader::next() {
     }
     refill();
     if (data_[cursor_ - 1] == '\n') --cursor_;  // the final newline ends the last line
+  }
+  if (indexed_) {
+    // No view handed out before is in use any more.
+    line_copy_ = kNoCopy;
+    part_index_->release(part_index_->copies_read());
+    const std::size_t end = static_cast<std::size_t>(offset_) + cursor_;
+    const SkipIndex::Copy* copy = end < part_end_ ? part_index_->copy_ending(end) : nullptr;
+    if (copy != nullptr && copy->begin != 0) {  // the file's first line ends the reading below
+      line_copy_ = part_index_->copies_read();
+      move_block_to(copy->begin - 1);
+      return Line{part_index_->text(*copy), ++lines_};
+    }
   }
   for (;;) {
     const char* hit = newline_before_cursor();

@@ -103,27 +103,62 @@ class SkipIndex {
   // them is reserved at once, but only the pages written become resident.
   static constexpr std::size_t kMaxBreaks = std::size_t{1} << 16;
 
-  SkipIndex() : breaks_(new Break[kMaxBreaks]) {}
+  // The scan also copies the lines the first thread will read: each marked line and the line on
+  // each side of it. It has them in its cache as it passes; the first thread would otherwise map
+  // each 2 MiB of the part once more to read some 70 lines there (BENCHMARKS.md, item 41). The
+  // copies go into rings the first thread frees as it reads. Where the rings are full (the first
+  // thread is still busy with the newer part), a line is not copied, and that thread reads it
+  // from the mapping as before. 1 MiB of text served most lines on the 1 GiB log; 2, 4 and 8 MiB
+  // were no faster, and each MiB is a MiB of peak RSS.
+  static constexpr std::size_t kCopyBytes = std::size_t{1} << 20;
+  static constexpr std::size_t kMaxCopies = 8192;  // lines average over 100 bytes
+  struct Copy {
+    std::uint64_t begin;    // where the line starts in the file
+    std::uint64_t newline;  // where the newline that ends it is
+    std::uint64_t at;       // where its text starts, counted from the ring's first use
+    std::size_t size;
+  };
+
+  explicit SkipIndex(std::size_t copy_bytes = kCopyBytes)
+      : breaks_(new Break[kMaxBreaks]),
+        copy_bytes_(copy_bytes),
+        copies_(new Copy[kMaxCopies]),
+        text_(new char[copy_bytes]) {}
+
+  // Makes the rings resident in one step, for the scan to call before its first copy: a page
+  // that faults in when first written cost about 10 µs on the VM of BENCHMARKS.md, which the scan
+  // would pay some 300 times.
+  void prefault() noexcept;
 
   // The scan's side. False when full.
   bool add(const Break& b) {
     const std::uint64_t n = state_.load(std::memory_order_relaxed);
     if (n == kMaxBreaks) return false;
     breaks_[n] = b;
-    state_.store(n + 1, std::memory_order_release);
-    state_.notify_one();
+    published_.store(copied_, std::memory_order_release);
+    // Sequentially consistent with wait_for()'s store of wanted_ and load of state_: one of the
+    // two threads sees the other's store, so a wake is not lost.
+    state_.store(n + 1, std::memory_order_seq_cst);
+    if (n + 1 >= wanted_.load(std::memory_order_seq_cst)) state_.notify_one();
     return true;
   }
   // Ends the index: the scan reached the start of the file, or stopped.
   void finish() {
+    published_.store(copied_, std::memory_order_release);
     state_.store(state_.load(std::memory_order_relaxed) | kDone, std::memory_order_release);
     state_.notify_one();
   }
 
   // The reading side: waits until break `k` is there or the index is finished. Whether it is.
   bool wait_for(std::size_t k) {
+    std::uint64_t state = state_.load(std::memory_order_acquire);
+    if ((state & ~kDone) > k) return true;
+    if (state & kDone) return false;
+    // Caught up with the scan: woken for a batch of marks, not for each, as a wake costs the
+    // scan a system call.
+    wanted_.store(k + kWakeBatch, std::memory_order_seq_cst);
     for (;;) {
-      const std::uint64_t state = state_.load(std::memory_order_acquire);
+      state = state_.load(std::memory_order_seq_cst);
       if ((state & ~kDone) > k) return true;
       if (state & kDone) return false;
       state_.wait(state, std::memory_order_acquire);
@@ -132,10 +167,49 @@ class SkipIndex {
   // Break `k`, once wait_for(k) said it is there.
   const Break& operator[](std::size_t k) const { return breaks_[k]; }
 
+  // The scan's side: copies `text`, the line at `place` (a line handed out after those copied
+  // before it), if the ring has room. Published with the next add() or finish().
+  void copy(const Break& place, std::string_view text);
+
+  // The reading side, which asks for lines newest first, as it reads them: the text of the line
+  // whose newline is at `newline` (or that starts at `begin`), if the scan copied it. Copies of
+  // newer lines are passed over and may be reused once released.
+  const Copy* copy_ending(std::uint64_t newline) { return find(newline, &Copy::newline); }
+  const Copy* copy_starting(std::uint64_t begin) { return find(begin, &Copy::begin); }
+  // The text of a copy found, valid until released.
+  std::string_view text(const Copy& copy) const {
+    return {text_.get() + copy.at % copy_bytes_, copy.size};
+  }
+  // The copies passed over so far, and the one found last: what release() keeps from there.
+  std::uint64_t copies_read() const noexcept { return read_; }
+  // Lets the scan reuse the room of the copies before the `k`th (a value of copies_read()): no
+  // view of them is in use any more.
+  void release(std::uint64_t k);
+  // Lines the reading side found copied, for tests and benchmarks.
+  std::uint64_t copies_found() const noexcept { return found_; }
+
  private:
+  const Copy* find(std::uint64_t place, std::uint64_t Copy::*by);
+
   static constexpr std::uint64_t kDone = std::uint64_t{1} << 63;
   std::unique_ptr<Break[]> breaks_;      // default-initialised: not written, not resident
   std::atomic<std::uint64_t> state_{0};  // breaks published, and kDone once finished
+  static constexpr std::uint64_t kWakeBatch = 64;
+  std::atomic<std::uint64_t> wanted_{0};  // the reading side sleeps until this many are published
+
+  // The copies: kMaxCopies of them and copy_bytes_ of text, both rings. Counts and places only
+  // grow; a place in a ring is taken modulo its size. Each side's own counts on a cache line of
+  // their own, away from what the other side writes.
+  std::size_t copy_bytes_;
+  std::unique_ptr<Copy[]> copies_;
+  std::unique_ptr<char[]> text_;
+  std::atomic<std::uint64_t> published_{0};  // copies the reading side may read
+  std::atomic<std::uint64_t> freed_{0};      // copies, and text, the reading side has let go
+  std::atomic<std::uint64_t> text_freed_{0};
+  alignas(64) std::uint64_t copied_ = 0;  // the scan's: copies made
+  std::uint64_t text_end_ = 0;            // the scan's: where the next copy's text may start
+  alignas(64) std::uint64_t read_ = 0;    // the reading side's: copies passed over
+  std::uint64_t found_ = 0;
 };
 
 // How a reader gets its bytes.
@@ -236,10 +310,12 @@ class ReverseLineReader {
   // reader, which stops and joins the thread when it is destroyed.
   //
   // `part` reads by copy. In place, each 2 MiB it passed cost a fault and a release (50 to 90 µs
-  // on the VM of BENCHMARKS.md, item 40), paid again by the caller, whose reading of the marked
-  // lines maps the same pages once more.
+  // on the VM of BENCHMARKS.md, item 40). The caller, in turn, reads the marked lines from the
+  // scan's copies (SkipIndex::copy(), item 41) where the scan had room for them, and maps the
+  // part only for the others. `copy_bytes` is that room (tests give less).
   using PartScan = std::function<void(ReverseLineReader& part, std::string_view after)>;
-  void scan_older_part(double fraction, PartScan scan);
+  void scan_older_part(double fraction, PartScan scan,
+                       std::size_t copy_bytes = SkipIndex::kCopyBytes);
   // For a scan: records `line` (just handed out by next()) as one to offer again. False when the
   // scan should stop: the index is full, or the reader it serves is going away.
   bool mark(const Line& line);
@@ -252,6 +328,10 @@ class ReverseLineReader {
   std::uint64_t line_count() const noexcept { return lines_; }
   // Bytes read from the file so far (in place: the bytes the reader moved its block over).
   std::uint64_t bytes_read() const noexcept { return bytes_read_; }
+  // Lines of the part read from the scan's copies rather than from the mapping.
+  std::uint64_t lines_read_from_copies() const noexcept {
+    return part_index_ ? part_index_->copies_found() : 0;
+  }
 
  private:
   // A reader of `map` from its end, for rewound().
@@ -292,6 +372,10 @@ class ReverseLineReader {
     run.newest =
         line_between(data, before_newest ? offset_in(before_newest) + 1 : oldest, cursor_).text;
     run.oldest = line_between(data, oldest, after_oldest ? offset_in(after_oldest) : cursor_).text;
+    if (marking_ != nullptr) {
+      copy_out(run.newest);
+      if (taken > 1) copy_out(run.oldest);
+    }
     lines_ += taken;
     cursor_ = cursor;
     unscanned_ = cursor;
@@ -300,6 +384,10 @@ class ReverseLineReader {
   std::size_t offset_in(const void* p) const {
     return static_cast<std::size_t>(static_cast<const char*>(p) - data_);
   }
+  // For a part's reader: where in the file `text`, a line of the block at hand, lies; and its
+  // copy for the index (SkipIndex::copy()).
+  SkipIndex::Break place_of(std::string_view text, std::uint64_t from_end = 0) const;
+  void copy_out(std::string_view text) { marking_->copy(place_of(text), text); }
 
   void refill();
   // refill() for a mapped file: the block moves back over the mapping.
@@ -361,6 +449,9 @@ class ReverseLineReader {
   std::unique_ptr<SkipIndex> part_index_;  // made with the scan: most readers never split
   bool indexed_ = false;                   // skip_while() uses part_index_
   std::size_t next_break_ = 0;
+  // The copy (SkipIndex::copies_read()) that next() last handed out a line from, or none.
+  std::uint64_t line_copy_ = kNoCopy;
+  static constexpr std::uint64_t kNoCopy = std::numeric_limits<std::uint64_t>::max();
   std::atomic<bool> part_stop_{false};
   std::exception_ptr part_error_;
   // For a part's own reader: the index it marks lines in, and its owner's wish that it stop.
@@ -422,8 +513,10 @@ ReverseLineReader::Run ReverseLineReader::skip_indexed(Take& take) {
   // Here, not at the end: the caller reads the run's newest line after it, which a release then
   // would map again, past the reach of the next release.
   release_passed();
+  // The views the last call handed out are done with; the line next() handed out is not.
+  part_index_->release(std::min(part_index_->copies_read(), line_copy_));
   const char* const file = map_->data();
-  const SkipIndex& breaks = *part_index_;
+  SkipIndex& breaks = *part_index_;
   std::size_t cursor = static_cast<std::size_t>(offset_) + cursor_;  // the offered line ends here
   std::size_t k = next_break_;
   std::uint64_t taken = 0;
@@ -431,11 +524,18 @@ ReverseLineReader::Run ReverseLineReader::skip_indexed(Take& take) {
   for (;;) {
     while (await_break(k) && breaks[k].begin > cursor) ++k;
     if (!indexed_) break;  // past the index's last line: an index cut short
-    const void* newline = ::memrchr(file, '\n', cursor);
-    if (newline == nullptr) break;  // the file's first line: next() hands it out
-    const std::size_t begin =
-        static_cast<std::size_t>(static_cast<const char*>(newline) - file) + 1;
-    const Line line = line_between(file, begin, cursor, taken);
+    std::size_t begin;
+    Line line;
+    if (const SkipIndex::Copy* copy = breaks.copy_ending(cursor)) {
+      begin = copy->begin;
+      line = Line{breaks.text(*copy), lines_ + taken + 1};
+    } else {
+      const void* newline = ::memrchr(file, '\n', cursor);
+      if (newline == nullptr) break;  // the file's first line: next() hands it out
+      begin = static_cast<std::size_t>(static_cast<const char*>(newline) - file) + 1;
+      line = line_between(file, begin, cursor, taken);
+    }
+    if (begin == 0) break;  // the file's first line: next() hands it out
     if (!take(line)) break;
     if (taken++ == 0) run.newest = line.text;
     run.oldest = line.text;
@@ -447,10 +547,15 @@ ReverseLineReader::Run ReverseLineReader::skip_indexed(Take& take) {
     const std::uint64_t number = lines_ + taken - newer_lines_;  // this line's, in the part
     const std::uint64_t between = named.from_end - number - 1;
     const std::size_t first = named.newline + 1;
-    const void* end = ::memchr(file + first, '\n', cursor - first);
-    const std::size_t last =
-        end ? static_cast<std::size_t>(static_cast<const char*>(end) - file) : cursor;
-    const Line oldest = line_between(file, first, last, taken + between - 1);
+    Line oldest;
+    if (const SkipIndex::Copy* copy = breaks.copy_starting(first)) {
+      oldest = Line{breaks.text(*copy), lines_ + taken + between};
+    } else {
+      const void* end = ::memchr(file + first, '\n', cursor - first);
+      const std::size_t last =
+          end ? static_cast<std::size_t>(static_cast<const char*>(end) - file) : cursor;
+      oldest = line_between(file, first, last, taken + between - 1);
+    }
     take.pass(oldest);
     taken += between;
     run.oldest = oldest.text;

@@ -26,6 +26,7 @@
 using diskfault::BackwardReadahead;
 using diskfault::ReadMode;
 using diskfault::ReverseLineReader;
+using diskfault::SkipIndex;
 using diskfault::test::TempDir;
 
 namespace {
@@ -458,6 +459,45 @@ struct RefuseX {
   }
 };
 
+TEST_CASE("the scan's copies fill a ring that the reading side frees as it reads") {
+  SkipIndex index(64);
+  auto text_ending = [&index](std::uint64_t newline) {
+    const SkipIndex::Copy* copy = index.copy_ending(newline);
+    return copy ? std::string(index.text(*copy)) : std::string("(none)");
+  };
+  // Newest first, as the scan hands lines out; the third has no room left.
+  index.copy({1000, 1010, 0}, "0123456789");
+  index.copy({900, 931, 0}, std::string(30, 'a'));  // a '\r' before its newline
+  index.copy({800, 830, 0}, std::string(30, 'b'));
+  CHECK(text_ending(1010) == "(none)");  // nothing is published before the mark
+  index.add({800, 830, 7});
+  CHECK(text_ending(1010) == "0123456789");
+  const SkipIndex::Copy* second = index.copy_starting(900);
+  REQUIRE(second != nullptr);
+  CHECK(index.text(*second) == std::string(30, 'a'));
+  CHECK(second->newline == 931);
+  CHECK(text_ending(931) == std::string(30, 'a'));  // found again until passed
+  CHECK(text_ending(830) == "(none)");
+  CHECK(index.copies_found() == 3);
+  // Still full: what was read is not released yet.
+  index.copy({700, 730, 0}, std::string(30, 'c'));
+  index.add({700, 730, 8});
+  CHECK(text_ending(730) == "(none)");
+  // Released, the room is used again. A copy that would cross the ring's end starts it again,
+  // and the end it skipped stays taken until that copy is released: 24 + 30 bytes, then.
+  index.release(index.copies_read());
+  index.copy({600, 630, 0}, std::string(30, 'd'));
+  index.copy({500, 530, 0}, std::string(30, 'e'));  // 84 bytes: no room
+  index.copy({400, 410, 0}, std::string(10, 'f'));  // 64: just room
+  index.copy({300, 400, 0}, std::string(64, 'g'));  // as large as the ring: never
+  index.finish();
+  CHECK(text_ending(630) == std::string(30, 'd'));
+  CHECK(text_ending(530) == "(none)");
+  CHECK(text_ending(410) == std::string(10, 'f'));
+  CHECK(text_ending(400) == "(none)");
+  CHECK(index.copies_found() == 5);
+}
+
 TEST_CASE("in a part scanned on the second thread, skip_while offers only the lines marked") {
   TempDir dir;
   std::mt19937 rng(20261127);
@@ -476,21 +516,28 @@ TEST_CASE("in a part scanned on the second thread, skip_while offers only the li
     auto expected = forward_split(data);
     std::reverse(expected.begin(), expected.end());
     for (std::size_t block : {64u, 4096u, 65536u}) {
+      // Room to copy every line the first thread reads, a few of them, or none.
+      const std::size_t copy_bytes = round % 3 == 0   ? SkipIndex::kCopyBytes
+                                     : round % 3 == 1 ? 64 + rng() % 256
+                                                      : 0;
       CAPTURE(round);
       CAPTURE(block);
+      CAPTURE(copy_bytes);
       int fd = ::open(path.c_str(), O_RDONLY);
       REQUIRE(fd >= 0);
       ReverseLineReader reader(fd, static_cast<off_t>(data.size()), path, block, ReadMode::kMapped);
       std::uint64_t marked = 0, offered = 0;
-      reader.scan_older_part(crowded ? 0.7 : 0.3 + 0.4 * (rng() % 100) / 100.0,
-                             [&marked](ReverseLineReader& part, std::string_view) {
-                               for (;;) {
-                                 part.skip_while(RefuseX{});
-                                 auto line = part.next();
-                                 if (!line || !part.mark(*line)) return;
-                                 ++marked;
-                               }
-                             });
+      reader.scan_older_part(
+          crowded ? 0.7 : 0.3 + 0.4 * (rng() % 100) / 100.0,
+          [&marked](ReverseLineReader& part, std::string_view) {
+            for (;;) {
+              part.skip_while(RefuseX{});
+              auto line = part.next();
+              if (!line || !part.mark(*line)) return;
+              ++marked;
+            }
+          },
+          copy_bytes);
       std::vector<std::string> passed;
       std::uint64_t seen = 0;  // lines accounted for, newest first
       for (;;) {
@@ -513,7 +560,12 @@ TEST_CASE("in a part scanned on the second thread, skip_while offers only the li
         CHECK(line->text == expected[seen - 1]);
       }
       CHECK(seen == expected.size());
-      if (crowded) CHECK(marked == diskfault::SkipIndex::kMaxBreaks);
+      if (crowded) CHECK(marked == SkipIndex::kMaxBreaks);
+      // With room for them, the marked lines came from the scan's copies, not the mapping.
+      if (copy_bytes == 0) CHECK(reader.lines_read_from_copies() == 0);
+      if (copy_bytes == SkipIndex::kCopyBytes && !crowded && marked != 0) {
+        CHECK(reader.lines_read_from_copies() >= marked);
+      }
       // The index spared the first thread most offers in the part (at least 30% of the file),
       // unless it had to give up, or the scan's blocks were so small that it marked most lines.
       if (!crowded && lines > 1000 && block >= 4096) CHECK(offered < lines * 8 / 10);
