@@ -108,10 +108,10 @@ class SkipIndex {
   // each 2 MiB of the part once more to read some 70 lines there (BENCHMARKS.md, item 41). The
   // copies go into rings the first thread frees as it reads. Where the rings are full (the first
   // thread is still busy with the newer part), a line is not copied, and that thread reads it
-  // from the mapping as before. 1 MiB of text served most lines on the 1 GiB log; 2, 4 and 8 MiB
-  // were no faster, and each MiB is a MiB of peak RSS.
+  // from the mapping as before. On the 1 GiB log, rings of 2, 4 and 8 MiB, which leave fewer
+  // lines to the mapping, ran no faster than 1 MiB, and each MiB is a MiB of peak RSS.
   static constexpr std::size_t kCopyBytes = std::size_t{1} << 20;
-  static constexpr std::size_t kMaxCopies = 8192;  // lines average over 100 bytes
+  static constexpr std::size_t kMaxCopies = 8192;  // as many lines of 128 bytes
   struct Copy {
     std::uint64_t begin;    // where the line starts in the file
     std::uint64_t newline;  // where the newline that ends it is
@@ -180,7 +180,7 @@ class SkipIndex {
   std::string_view text(const Copy& copy) const {
     return {text_.get() + copy.at % copy_bytes_, copy.size};
   }
-  // The copies passed over so far, and the one found last: what release() keeps from there.
+  // How many copies the reading side has passed over; the one it found last is the next.
   std::uint64_t copies_read() const noexcept { return read_; }
   // Lets the scan reuse the room of the copies before the `k`th (a value of copies_read()): no
   // view of them is in use any more.
