@@ -73,7 +73,7 @@ PrefaultedHeap in_small_pages(std::size_t bytes, std::uintptr_t page) {
   const auto last = reinterpret_cast<std::uintptr_t>(after) & ~(page - 1);
   if (last <= first) return {};
   char* const begin = reinterpret_cast<char*>(first);
-  if (::madvise(begin, last - first, MADV_POPULATE_WRITE) != 0) return {};
+  if (!populate_pages(begin, last - first)) return {};
   return {begin, reinterpret_cast<char*>(last)};
 }
 
@@ -192,6 +192,20 @@ bool has_free_huge_block(std::string_view text, unsigned node) noexcept {
     }
   }
   return false;
+}
+
+bool populate_pages(void* start, std::size_t size) noexcept {
+#ifdef MADV_POPULATE_WRITE
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto first = (reinterpret_cast<std::uintptr_t>(start) + page - 1) & ~(page - 1);
+  const auto last = (reinterpret_cast<std::uintptr_t>(start) + size) & ~(page - 1);
+  return first < last &&
+         ::madvise(reinterpret_cast<void*>(first), last - first, MADV_POPULATE_WRITE) == 0;
+#else
+  (void)start;
+  (void)size;
+  return false;
+#endif
 }
 
 PrefaultedHeap prefault_heap(std::size_t bytes, HugePage huge) noexcept {

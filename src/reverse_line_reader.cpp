@@ -1,13 +1,12 @@
 // The reverse line reader: memrchr over blocks read backwards, a partial line carried between them.
 #include "reverse_line_reader.hpp"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstring>
 #include <utility>
 
 #include "file_descriptor.hpp"
+#include "heap_prefault.hpp"
 
 namespace diskfault {
 
@@ -202,18 +201,9 @@ bool ReverseLineReader::mark(const Line& line) {
 }
 
 void SkipIndex::prefault() noexcept {
-#ifdef MADV_POPULATE_WRITE
-  // The whole pages inside each ring: the advice changes no byte. A kernel before 5.14 refuses
-  // it, and the pages fault in as they are written.
-  auto populate = [](void* start, std::size_t size) {
-    constexpr std::uintptr_t page = ReverseLineReader::kPage;
-    const auto first = (reinterpret_cast<std::uintptr_t>(start) + page - 1) & ~(page - 1);
-    const auto last = (reinterpret_cast<std::uintptr_t>(start) + size) & ~(page - 1);
-    if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_POPULATE_WRITE);
-  };
-  populate(copies_.get(), kMaxCopies * sizeof(Copy));
-  populate(text_.get(), copy_bytes_);
-#endif
+  // Where the kernel cannot, the pages fault in as they are written.
+  populate_pages(copies_.get(), kMaxCopies * sizeof(Copy));
+  populate_pages(text_.get(), copy_bytes_);
 }
 
 void SkipIndex::copy(const Break& place, std::string_view text) {
@@ -245,10 +235,13 @@ const SkipIndex::Copy* SkipIndex::find(std::uint64_t place, std::uint64_t Copy::
 void SkipIndex::release(std::uint64_t k) {
   if (k <= freed_.load(std::memory_order_relaxed)) return;
   // The text before copy k's is free; with every copy read, all of it that was used.
-  const Copy& last = copies_[(k - 1) % kMaxCopies];
-  const std::uint64_t text = k < published_.load(std::memory_order_acquire)
-                                 ? copies_[k % kMaxCopies].at
-                                 : last.at + last.size;
+  std::uint64_t text;
+  if (k < published_.load(std::memory_order_acquire)) {
+    text = copies_[k % kMaxCopies].at;
+  } else {
+    const Copy& last = copies_[(k - 1) % kMaxCopies];
+    text = last.at + last.size;
+  }
   text_freed_.store(text, std::memory_order_release);
   freed_.store(k, std::memory_order_release);
 }
@@ -337,12 +330,12 @@ std::optional<Line> ReverseLineReader::next() {
     refill();
     if (data_[cursor_ - 1] == '\n') --cursor_;  // the final newline ends the last line
   }
-  if (indexed_) {
+  if (indexed_ && static_cast<std::size_t>(offset_) + cursor_ < part_end_) {
     // No view handed out before is in use any more.
     line_copy_ = kNoCopy;
     part_index_->release(part_index_->copies_read());
-    const std::size_t end = static_cast<std::size_t>(offset_) + cursor_;
-    const SkipIndex::Copy* copy = end < part_end_ ? part_index_->copy_ending(end) : nullptr;
+    const SkipIndex::Copy* copy =
+        part_index_->copy_ending(static_cast<std::size_t>(offset_) + cursor_);
     if (copy != nullptr && copy->begin != 0) {  // the file's first line ends the reading below
       line_copy_ = part_index_->copies_read();
       move_block_to(copy->begin - 1);

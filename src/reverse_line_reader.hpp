@@ -125,9 +125,8 @@ class SkipIndex {
         copies_(new Copy[kMaxCopies]),
         text_(new char[copy_bytes]) {}
 
-  // Makes the rings resident in one step, for the scan to call before its first copy: a page
-  // that faults in when first written cost about 10 µs on the VM of BENCHMARKS.md, which the scan
-  // would pay some 300 times.
+  // Makes the rings resident in one step (populate_pages()), for the scan to call before its
+  // first copy, which would otherwise pay a fault for each of some 300 pages.
   void prefault() noexcept;
 
   // The scan's side. False when full.
@@ -527,6 +526,7 @@ ReverseLineReader::Run ReverseLineReader::skip_indexed(Take& take) {
     std::size_t begin;
     Line line;
     if (const SkipIndex::Copy* copy = breaks.copy_ending(cursor)) {
+      if (copy->begin == 0) break;  // the file's first line: next() hands it out
       begin = copy->begin;
       line = Line{breaks.text(*copy), lines_ + taken + 1};
     } else {
@@ -535,7 +535,6 @@ ReverseLineReader::Run ReverseLineReader::skip_indexed(Take& take) {
       begin = static_cast<std::size_t>(static_cast<const char*>(newline) - file) + 1;
       line = line_between(file, begin, cursor, taken);
     }
-    if (begin == 0) break;  // the file's first line: next() hands it out
     if (!take(line)) break;
     if (taken++ == 0) run.newest = line.text;
     run.oldest = line.text;

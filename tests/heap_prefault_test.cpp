@@ -189,3 +189,28 @@ TEST_CASE("prefault_heap of nothing, or of more than mallopt takes, does nothing
   CHECK(prefault_heap(0).size() == 0);
   CHECK(prefault_heap(std::size_t{1} << 40).size() == 0);
 }
+
+TEST_CASE("populate_pages makes the whole pages inside a range resident, and changes no byte") {
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  void* map = ::mmap(nullptr, 4 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(map != MAP_FAILED);
+  auto* bytes = static_cast<unsigned char*>(map);
+  bytes[page - 1] = 0x5a;  // the one page written before: its byte stays
+  // A range that starts in the first page and ends in the last: the two pages between are whole.
+  const bool populated = populate_pages(bytes + page - 1, 2 * page + 2);
+  std::vector<unsigned char> resident(4);
+  REQUIRE(::mincore(map, 4 * page, resident.data()) == 0);
+  if (!kernel_populates()) {
+    MESSAGE("this kernel has no MADV_POPULATE_WRITE (Linux 5.14 on): nothing to check");
+    CHECK_FALSE(populated);
+  } else {
+    CHECK(populated);
+    CHECK((resident[1] & 1) == 1);
+    CHECK((resident[2] & 1) == 1);
+    CHECK((resident[3] & 1) == 0);  // only partly inside the range
+  }
+  CHECK(bytes[page - 1] == 0x5a);
+  CHECK(bytes[page] == 0);
+  CHECK_FALSE(populate_pages(bytes + 1, page));  // no whole page inside
+  ::munmap(map, 4 * page);
+}
