@@ -474,11 +474,11 @@ class LaterStamp {
 
 // The share of a large dmesg log whose lines the second core offers to the fast lane: the first
 // core also takes every line the lane refuses down the full path, the part's lines too, as the
-// scan marks them. Since the first core reads those lines from the scan's copies (BENCHMARKS.md,
-// item 41), it has time for a larger share of its own: on the 1 GiB generated log 0.45, 0.5 and
-// 0.55 took 136.2, 127.0 and 130.1 ms (`benchmarks/alternate 15`); 0.6, the share before, 150.6
-// against 0.5's 134.0 in another. Item 40 has the earlier figures.
-constexpr double kSecondCoreShare = 0.5;
+// scan marks them. With the first core's own part copied rather than mapped (BENCHMARKS.md, item
+// 43), 0.5, 0.55 and 0.6 took 139.6, 128.5 and 132.4 ms on the 1 GiB generated log
+// (`benchmarks/alternate 21`), and 198.9, 195.9 and 196.6 with a third of its 2 MiB units in
+// small pages (15 runs). Items 40 and 41 have the earlier figures.
+constexpr double kSecondCoreShare = 0.55;
 
 // The dmesg lane over the older part of a log, on the second core: marks each line it does not
 // take, for the first core's lane to skip between (ReverseLineReader::scan_older_part()). A line

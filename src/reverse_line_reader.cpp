@@ -87,9 +87,21 @@ ReverseLineReader::~ReverseLineReader() {
 
 // Prepends the block that precedes data_[0] in the file, keeping the unread partial line.
 void ReverseLineReader::refill() {
-  if (map_) return slide();
+  // Once the file is split, the newer part is copied too. Mapped, each 2 MiB it passed cost a
+  // fault and a release that interrupts the other core, and a unit the page cache holds in small
+  // pages a fault per page (BENCHMARKS.md, item 43). The mapping serves the part's lines the scan
+  // had no room to copy.
+  const bool newer_copied = map_ && part_end_ != 0 && static_cast<std::size_t>(offset_) > part_end_;
+  if (map_ && !newer_copied) {
+    if (data_ != map_->data() + offset_) {  // the split: the kept line is the mapping's too
+      data_ = map_->data() + offset_;
+      readable_ = map_->size() - static_cast<std::size_t>(offset_);
+    }
+    return slide();
+  }
   const std::size_t keep = cursor_;
   std::size_t want = block_for(keep);
+  if (newer_copied) want = std::min(want, static_cast<std::size_t>(offset_) - part_end_);
   if (worker_.joinable()) {
     wait_ahead();  // the worker read the block that ends at offset_ into spare_
     want = ahead_size_;
@@ -105,13 +117,15 @@ void ReverseLineReader::refill() {
   readable_ = buffer_.size();
   offset_ -= static_cast<off_t>(want);
   bytes_read_ += want;
+  bytes_copied_ += want;
   cursor_ = want + keep;
   unscanned_ = want;  // the partial line kept has no newline: it was searched already
   // A caller that stops inside the first block (follow mode reading back to the start of the
   // current boot, and then its last 64 lines) never pays for a thread, nor makes glibc's malloc
   // lock for the rest of the run; one that has gone past it is walking the file. A part's reader
-  // (marking_) reads on the second core already, from a log the page cache holds.
-  if (marking_ == nullptr && block_size_ >= kReadAheadMinBlock && offset_ > 0 &&
+  // (marking_) reads on the second core already, from a log the page cache holds; a split file's
+  // newer part comes from that log too, while the second core is busy with the part.
+  if (marking_ == nullptr && part_end_ == 0 && block_size_ >= kReadAheadMinBlock && offset_ > 0 &&
       bytes_read_ > want) {
     read_ahead(keep);
   }

@@ -230,8 +230,9 @@ enum class ReadMode {
 // disk, the kernel is asked to read ahead of them (BackwardReadahead). In place (a log the page
 // cache holds, from kMapMin or the caller's bound; a large one only if held mostly in huge pages):
 // the file is mapped (MappedFile, which turns a truncation underneath into an error, not SIGBUS),
-// nothing is copied, and the pages passed are given back as the reader moves on; the older part of
-// the file may then be scanned on a second thread (scan_older_part()), which copies it.
+// nothing is copied, and the pages passed are given back as the reader moves on. The older part of
+// the file may then be scanned on a second thread (scan_older_part()), which copies it; from then
+// on the newer part is copied too, and the mapping serves only the older part's lines.
 class ReverseLineReader {
  public:
   static constexpr std::size_t kDefaultBlockSize = 1024 * 1024;
@@ -309,9 +310,10 @@ class ReverseLineReader {
   // reader, which stops and joins the thread when it is destroyed.
   //
   // `part` reads by copy. In place, each 2 MiB it passed cost a fault and a release (50 to 90 µs
-  // on the VM of BENCHMARKS.md, item 40). The caller, in turn, reads the marked lines from the
-  // scan's copies (SkipIndex::copy(), item 41) where the scan had room for them, and maps the
-  // part only for the others. `copy_bytes` is that room (tests give less).
+  // on the VM of BENCHMARKS.md, item 40). The caller, in turn, reads its own newer part by copy
+  // too (item 43), and the marked lines from the scan's copies (SkipIndex::copy(), item 41) where
+  // the scan had room for them; it maps the part only for the others. `copy_bytes` is that room
+  // (tests give less).
   using PartScan = std::function<void(ReverseLineReader& part, std::string_view after)>;
   void scan_older_part(double fraction, PartScan scan,
                        std::size_t copy_bytes = SkipIndex::kCopyBytes);
@@ -327,6 +329,8 @@ class ReverseLineReader {
   std::uint64_t line_count() const noexcept { return lines_; }
   // Bytes read from the file so far (in place: the bytes the reader moved its block over).
   std::uint64_t bytes_read() const noexcept { return bytes_read_; }
+  // Of those, the bytes read by copy, with pread().
+  std::uint64_t bytes_copied() const noexcept { return bytes_copied_; }
   // Lines of the part read from the scan's copies rather than from the mapping.
   std::uint64_t lines_read_from_copies() const noexcept {
     return part_index_ ? part_index_->copies_found() : 0;
@@ -436,6 +440,7 @@ class ReverseLineReader {
   bool finished_ = false;
   std::uint64_t lines_ = 0;
   std::uint64_t bytes_read_ = 0;
+  std::uint64_t bytes_copied_ = 0;
   std::size_t released_ = 0;  // the mapping from here to its end is given back
   // Used by whichever thread reads: this one until the worker starts, the worker after.
   bool nowait_ = true;  // pread_cached() works on this file

@@ -344,6 +344,7 @@ TEST_CASE("a rewound reader reads the same mapping from its end again; a copying
   ReverseLineReader mapped(fd.get(), size, path, 4096, ReadMode::kMapped);
   REQUIRE(mapped.mapped());
   for (int i = 0; i < 500; ++i) REQUIRE(mapped.next());  // where the first reader stands is its own
+  CHECK(mapped.bytes_copied() == 0);  // in place: not split, so nothing is copied
   for (std::size_t block : {std::size_t{100}, std::size_t{16 * 1024}}) {
     CAPTURE(block);
     auto again = mapped.rewound(block);
@@ -527,8 +528,9 @@ TEST_CASE("in a part scanned on the second thread, skip_while offers only the li
       REQUIRE(fd >= 0);
       ReverseLineReader reader(fd, static_cast<off_t>(data.size()), path, block, ReadMode::kMapped);
       std::uint64_t marked = 0, offered = 0;
+      const double fraction = crowded ? 0.7 : 0.3 + 0.4 * (rng() % 100) / 100.0;
       reader.scan_older_part(
-          crowded ? 0.7 : 0.3 + 0.4 * (rng() % 100) / 100.0,
+          fraction,
           [&marked](ReverseLineReader& part, std::string_view) {
             for (;;) {
               part.skip_while(RefuseX{});
@@ -560,6 +562,12 @@ TEST_CASE("in a part scanned on the second thread, skip_while offers only the li
         CHECK(line->text == expected[seen - 1]);
       }
       CHECK(seen == expected.size());
+      // The newer part was read by copy, the part (the file up to the line end before the
+      // fraction) from the mapping or the scan's copies.
+      const auto at = static_cast<std::size_t>(static_cast<double>(data.size()) * fraction);
+      const std::size_t newline = at == 0 ? std::string::npos : data.rfind('\n', at - 1);
+      CHECK(reader.split() == (newline != std::string::npos));
+      if (reader.split()) CHECK(reader.bytes_copied() == data.size() - (newline + 1));
       if (crowded) CHECK(marked == SkipIndex::kMaxBreaks);
       // With room for them, the marked lines came from the scan's copies, not the mapping.
       if (copy_bytes == 0) CHECK(reader.lines_read_from_copies() == 0);
