@@ -162,7 +162,8 @@ bool maps_in_huge_pages(const char* data, std::size_t size) {
     [[maybe_unused]] const char byte = *reinterpret_cast<const volatile char*>(unit);
   }
   const std::optional<std::uint64_t> after = pmd_mapped_kib();
-  // The reader reaches the first two last, and would hold them mapped till then.
+  // The reader reaches the first two last, and would hold them mapped till then (the last, too,
+  // where it splits the file and copies the newer part: scan_older_part() gives that back).
   for (std::uintptr_t unit : {first, middle}) {
     ::madvise(reinterpret_cast<void*>(unit), kUnit, MADV_DONTNEED);
   }

@@ -89,18 +89,19 @@ ReverseLineReader::~ReverseLineReader() {
 void ReverseLineReader::refill() {
   // Once the file is split, the newer part is copied too. Mapped, each 2 MiB it passed cost a
   // fault and a release that interrupts the other core, and a unit the page cache holds in small
-  // pages a fault per page (BENCHMARKS.md, item 43). The mapping serves the part's lines the scan
-  // had no room to copy.
+  // pages a fault per page (BENCHMARKS.md, item 43). From the split down the mapping is read
+  // again: the part's lines the scan had no room to copy, and those past its last mark.
   const bool newer_copied = map_ && part_end_ != 0 && static_cast<std::size_t>(offset_) > part_end_;
   if (map_ && !newer_copied) {
     if (data_ != map_->data() + offset_) {  // the split: the kept line is the mapping's too
       data_ = map_->data() + offset_;
-      readable_ = map_->size() - static_cast<std::size_t>(offset_);
+      Block().swap(buffer_);  // next() called this: no view into the block is in use
     }
     return slide();
   }
   const std::size_t keep = cursor_;
   std::size_t want = block_for(keep);
+  // A split reader never reads ahead (below), so no worker's block overrides this bound.
   if (newer_copied) want = std::min(want, static_cast<std::size_t>(offset_) - part_end_);
   if (worker_.joinable()) {
     wait_ahead();  // the worker read the block that ends at offset_ into spare_
@@ -182,6 +183,10 @@ void ReverseLineReader::scan_older_part(double fraction, PartScan scan, std::siz
   const std::size_t after_size =
       (after_end ? static_cast<const char*>(after_end) : file + map_->size()) - (file + part_end_);
   const std::string_view after(file + part_end_, after_size);
+  // The newer part is read by copy from here on (refill()): what is mapped of it past `after`
+  // (the last unit maps_in_huge_pages() touched, and the format check's look at the last lines)
+  // would otherwise stay resident until the reader reaches the split.
+  released_ = map_->release(part_end_ + after_size + kPage, released_);
   part_index_ = std::make_unique<SkipIndex>(copy_bytes);
   indexed_ = true;
   part_thread_ = std::thread([this, scan = std::move(scan), after] {

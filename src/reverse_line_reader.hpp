@@ -232,7 +232,7 @@ enum class ReadMode {
 // the file is mapped (MappedFile, which turns a truncation underneath into an error, not SIGBUS),
 // nothing is copied, and the pages passed are given back as the reader moves on. The older part of
 // the file may then be scanned on a second thread (scan_older_part()), which copies it; from then
-// on the newer part is copied too, and the mapping serves only the older part's lines.
+// on the newer part is copied too, and the mapping is read only from the split down.
 class ReverseLineReader {
  public:
   static constexpr std::size_t kDefaultBlockSize = 1024 * 1024;

@@ -582,6 +582,53 @@ TEST_CASE("in a part scanned on the second thread, skip_while offers only the li
   }
 }
 
+TEST_CASE("a split file's newer part is copied up to the split, lines longer than a block too") {
+  TempDir dir;
+  std::mt19937 rng(20261128);
+  for (int round = 0; round < 20; ++round) {
+    std::string data;
+    const std::size_t lines = 50 + rng() % 400;
+    for (std::size_t i = 0; i < lines; ++i) {
+      // Now and then a line several times the block, which the copied blocks grow to hold.
+      const std::size_t length = rng() % 6 == 0 ? 100 + rng() % 400 : rng() % 40;
+      data += rng() % 5 == 0 ? "x" : "a";
+      data += std::string(length, 'b');
+      data += rng() % 10 ? "\n" : "\r\n";
+    }
+    const std::string path = dir.write("split-long.log", data);
+    auto expected = forward_split(data);
+    std::reverse(expected.begin(), expected.end());
+    const double fraction = 0.2 + 0.6 * (rng() % 100) / 100.0;
+    const auto at = static_cast<std::size_t>(static_cast<double>(data.size()) * fraction);
+    const std::size_t part_end = data.rfind('\n', at - 1) + 1;
+    CAPTURE(round);
+    CAPTURE(part_end);
+    diskfault::FileDescriptor fd(::open(path.c_str(), O_RDONLY));
+    REQUIRE(fd.get() >= 0);
+    ReverseLineReader reader(fd.get(), static_cast<off_t>(data.size()), path, 64,
+                             ReadMode::kMapped);
+    reader.scan_older_part(fraction, [](ReverseLineReader& part, std::string_view) {
+      for (;;) {
+        part.skip_while(RefuseX{});
+        auto line = part.next();
+        if (!line || !part.mark(*line)) return;
+      }
+    });
+    REQUIRE(reader.split());
+    std::uint64_t seen = 0, offered = 0;
+    std::vector<std::string> passed;
+    for (;;) {
+      reader.skip_while(RefuseX{&expected, &seen, &offered, &passed});
+      auto line = reader.next();
+      if (!line) break;
+      CHECK(line->text == expected[seen++]);
+    }
+    CHECK(seen == expected.size());
+    CHECK(reader.bytes_copied() == data.size() - part_end);
+    CHECK(reader.bytes_read() == data.size());
+  }
+}
+
 TEST_CASE("blocks read ahead on the second thread give the same lines, long lines included") {
   TempDir dir;
   std::mt19937 rng(7);
