@@ -62,10 +62,14 @@ int main(int argc, char** argv) {
     tables << "};\nconst std::string_view kLiterals" << n << "[] = {";
     for (const std::string& literal : a.literals) tables << cxx_string(literal) << ", ";
     if (a.literals.empty()) tables << "{}";
+    tables << "};\nconst RulePrefilter::EmbeddedCompanion kCompanions" << n << "[] = {";
+    for (const RulePrefilter::Companion& c : a.companions)
+      tables << "{" << c.literal << ", " << cxx_string(c.text) << "}, ";
+    if (a.companions.empty()) tables << "{}";
     tables << "};\n\n";
     rows << "    {" << cxx_string(rule.pattern) << ", " << (a.followed ? "true" : "false")
          << ", {kPaths" << n << ", " << a.paths.size() << "}, {kLiterals" << n << ", "
-         << a.literals.size() << "}},\n";
+         << a.literals.size() << "}, {kCompanions" << n << ", " << a.companions.size() << "}},\n";
     ++n;
   }
   std::ofstream out(argv[1]);

@@ -482,9 +482,11 @@ std::optional<std::vector<std::string_view>> alternatives(std::string_view p) {
 }
 
 // Literals one of which every match contains, and how much they tell: the length of the
-// shortest, less what the leading-byte paths already check for a run at the very start.
+// shortest, less what the leading-byte paths already check for a run at the very start. With
+// each, the other runs of its alternative, which a match that holds it holds too.
 struct Requirement {
-  std::vector<std::string> any_of;  // empty: nothing is known
+  std::vector<std::string> any_of;             // empty: nothing is known
+  std::vector<std::vector<std::string>> with;  // with[i]: any_of[i]'s companions
   std::size_t worth = 0;
 };
 
@@ -502,6 +504,7 @@ Requirement requirement(std::string_view p, bool at_start) {
     if (r.any_of.empty()) return {};  // an alternative need not contain anything known
     all.worth = std::min(all.worth, r.worth);
     for (std::string& literal : r.any_of) all.any_of.push_back(std::move(literal));
+    for (auto& companions : r.with) all.with.push_back(std::move(companions));
   }
   return all;
 }
@@ -510,6 +513,13 @@ Requirement sequence_requirement(std::string_view p, bool at_start) {
   Requirement best;
   std::string run;
   bool run_at_start = at_start;  // the run so far began at the message's first byte
+  // Every run that tells something: each is in every match of the sequence. The longest is
+  // searched for; the others, checked where it is found, turn away a line that holds only it
+  // (nvme's " timeout" in "Shutdown timeout set to 8 seconds", BENCHMARKS.md item 44). Runs
+  // shorter than kMinCompanion (": ", ")") are in most kernel lines and would turn none away; a
+  // run at the start is mostly what the leading-byte paths check already.
+  constexpr std::size_t kMinCompanion = 3;
+  std::vector<std::string> runs;
   auto consider = [&](Requirement r) {
     if (!r.any_of.empty() && r.worth > 0 && r.worth >= best.worth) best = std::move(r);
   };
@@ -517,8 +527,12 @@ Requirement sequence_requirement(std::string_view p, bool at_start) {
     if (!run.empty()) {
       std::size_t worth = run.size();
       if (run_at_start) worth = worth > RulePrefilter::kDepth ? worth - RulePrefilter::kDepth : 0;
+      if (!run_at_start && run.size() >= kMinCompanion &&
+          std::find(runs.begin(), runs.end(), run) == runs.end()) {
+        runs.push_back(run);
+      }
       // Tested before a Requirement is built: building one allocates, and most runs lose.
-      if (worth > 0 && worth >= best.worth) best = Requirement{{run}, worth};
+      if (worth > 0 && worth >= best.worth) best = Requirement{{run}, {{}}, worth};
     }
     run.clear();
     run_at_start = false;
@@ -589,26 +603,55 @@ Requirement sequence_requirement(std::string_view p, bool at_start) {
     if (!literal || repeated) end_run();
   }
   end_run();
+  for (std::size_t k = 0; k < best.any_of.size(); ++k) {
+    for (const std::string& other : runs) {
+      if (other != best.any_of[k]) best.with[k].push_back(other);
+    }
+  }
   return best;
 }
 
 }  // namespace
 
+bool RulePrefilter::confirmed(std::uint32_t pattern, std::string_view message) const {
+  const std::vector<Conjunction>& all_of = companions_[pattern];
+  if (all_of.empty()) return true;
+  return std::any_of(all_of.begin(), all_of.end(), [message](const Conjunction& c) {
+    auto in_message = [message](const std::string& s) {
+      return message.find(s) != std::string_view::npos;
+    };
+    return in_message(c.literal) && std::all_of(c.others.begin(), c.others.end(), in_message);
+  });
+}
+
 bool RulePrefilter::any_candidate(std::string_view message) const {
   return find_candidate(message, [](std::size_t) { return true; });
 }
 
-std::vector<std::string> RulePrefilter::required_literals(std::string_view pattern) {
+namespace {
+
+Requirement required(std::string_view pattern) {
   // Quoted text (\Q...\E) may hold parentheses, brackets and bars that the lexing here would
   // take for syntax.
   if (pattern.find("\\Q") != std::string_view::npos) return {};
-  return requirement(pattern, true).any_of;
+  return requirement(pattern, true);
+}
+
+}  // namespace
+
+std::vector<std::string> RulePrefilter::required_literals(std::string_view pattern) {
+  return required(pattern).any_of;
 }
 
 RulePrefilter::Analysis RulePrefilter::analyse_pattern(std::string_view pattern) {
   Analysis a;
   a.followed = analyse(pattern, &a.paths);
-  a.literals = required_literals(pattern);
+  Requirement r = required(pattern);
+  a.literals = std::move(r.any_of);
+  for (std::size_t i = 0; i < r.with.size(); ++i) {
+    for (std::string& companion : r.with[i])
+      a.companions.push_back({static_cast<std::uint32_t>(i), std::move(companion)});
+  }
   return a;
 }
 
@@ -632,12 +675,20 @@ RulePrefilter::Analysis RulePrefilter::from_embedded(const EmbeddedAnalysis& emb
     }
   }
   a.literals.assign(embedded.literals.begin(), embedded.literals.end());
+  for (const EmbeddedCompanion& companion : embedded.companions)
+    a.companions.push_back({companion.literal, std::string(companion.text)});
   return a;
 }
 
 RulePrefilter::RulePrefilter(const std::vector<std::string>& patterns, Analyser analysis_of) {
   for (std::uint32_t pattern = 0; pattern < patterns.size(); ++pattern) {
     Analysis analysis = analysis_of(patterns[pattern]);
+    std::vector<Conjunction>& all_of = companions_.emplace_back();
+    if (!analysis.companions.empty()) {
+      for (const std::string& literal : analysis.literals) all_of.push_back({literal, {}});
+      for (Companion& companion : analysis.companions)
+        all_of[companion.literal].others.push_back(std::move(companion.text));
+    }
     literals_.emplace_back(std::move(analysis.literals));
     std::vector<Path>& paths = analysis.paths;
     const bool wildcard =

@@ -77,7 +77,9 @@ class RulePrefilter {
       }
       if (!ok) continue;
       done = entry.pattern;
-      if (!literals_[entry.pattern].found_in(message)) continue;
+      if (!literals_[entry.pattern].found_in(message) || !confirmed(entry.pattern, message)) {
+        continue;
+      }
       if (visit(std::size_t{entry.pattern})) return true;
     }
     return false;
@@ -125,11 +127,19 @@ class RulePrefilter {
   // is found, or the pattern uses syntax the analysis does not follow.
   static std::vector<std::string> required_literals(std::string_view pattern);
 
+  // A literal run that a match holding required literal number `literal` holds too: another run
+  // of the same alternative.
+  struct Companion {
+    std::uint32_t literal;
+    std::string text;
+    bool operator==(const Companion&) const = default;
+  };
   // All the filter needs of one pattern.
   struct Analysis {
     bool followed = false;    // analyse() follows the pattern; if not, it passes every message
     std::vector<Path> paths;  // analyse()'s paths
     std::vector<std::string> literals;  // required_literals()
+    std::vector<Companion> companions;  // in the order of their literals
     bool operator==(const Analysis&) const = default;
   };
   static Analysis analyse_pattern(std::string_view pattern);
@@ -142,11 +152,16 @@ class RulePrefilter {
     std::size_t size;
     std::array<Words, kDepth> sets;
   };
+  struct EmbeddedCompanion {
+    std::uint32_t literal;
+    std::string_view text;
+  };
   struct EmbeddedAnalysis {
     std::string_view pattern;
     bool followed;
     std::span<const EmbeddedPath> paths;
     std::span<const std::string_view> literals;
+    std::span<const EmbeddedCompanion> companions;
   };
   static Analysis from_embedded(const EmbeddedAnalysis& embedded);
   static Words words_of(const ByteSet& set);
@@ -157,8 +172,18 @@ class RulePrefilter {
     std::uint32_t path;
     std::uint32_t pattern;
   };
+  // Whether `message`, which holds one of `pattern`'s literals, holds one together with all its
+  // companions. A second look, for the few lines LiteralSearch lets through.
+  bool confirmed(std::uint32_t pattern, std::string_view message) const;
+
   std::vector<Path> paths_;              // an empty path passes every message
   std::vector<LiteralSearch> literals_;  // per pattern: its required_literals()
+  struct Conjunction {
+    std::string literal;
+    std::vector<std::string> others;  // its companions
+  };
+  // Per pattern: each literal with its companions; empty where none has any.
+  std::vector<std::vector<Conjunction>> companions_;
   // by_first_[b]: the paths that may start with byte b, in pattern order.
   std::array<std::vector<Entry>, 256> by_first_;
   // second_[a] holds every byte that may follow a leading `a` on some path (all bytes where a

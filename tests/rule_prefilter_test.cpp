@@ -275,6 +275,75 @@ TEST_CASE("the required literals: one of them is in every match") {
   }
 }
 
+TEST_CASE("a literal's companions: the other runs of its alternative turn away a line") {
+  // The longest run of the first alternative, " timeout", is in a line that holds no "QID ".
+  const std::string pattern =
+      "^nvme nvme\\d+: (?:I/O \\d+ (?:\\(\\w+\\) )?QID \\d+ timeout|controller is down)";
+  const RulePrefilter::Analysis a = RulePrefilter::analyse_pattern(pattern);
+  CHECK(a.literals == std::vector<std::string>{" timeout", "controller is down"});
+  using Companion = RulePrefilter::Companion;
+  // Runs shorter than three bytes (": ") tell nothing; the optional group's are not required.
+  CHECK(a.companions == std::vector<Companion>{{0, "I/O "}, {0, "QID "}});
+  RulePrefilter filter({pattern});
+  CHECK(filter.may_match("nvme nvme0: I/O 12 QID 3 timeout, aborting"));
+  CHECK(filter.may_match("nvme nvme0: I/O 12 (Read) QID 3 timeout, reset controller"));
+  CHECK(filter.may_match("nvme nvme1: controller is down; will reset"));
+  CHECK_FALSE(filter.may_match("nvme nvme0: Shutdown timeout set to 8 seconds"));
+  CHECK_FALSE(filter.may_match("nvme nvme0: I/O 12 timeout, no queue named"));
+  // A companion found with another alternative's literal does not count.
+  CHECK_FALSE(filter.may_match("nvme nvme0: QID 1 controller is up, timeout 30"));
+}
+
+TEST_CASE("random patterns of several runs: a line each matches passes its prefilter") {
+  // Built with a line that matches, piece by piece, so that companions are often in play (the
+  // random patterns above seldom have a run of three literal bytes past the start).
+  std::mt19937 rng(20261128);
+  const std::vector<std::string> words{"abc", "QID ", "xyz-", "timeout", "I/O ", "ab"};
+  auto word = [&] { return words[rng() % words.size()]; };
+  int with_companions = 0;
+  for (int i = 0; i < 2000; ++i) {
+    std::string pattern = "^", line;
+    for (int n = 2 + static_cast<int>(rng() % 7); n > 0; --n) {
+      switch (rng() % 5) {
+        case 0: {  // a run
+          const std::string w = word();
+          pattern += w;
+          line += w;
+          break;
+        }
+        case 1: {  // digits between runs
+          pattern += "\\d+";
+          line += std::to_string(rng() % 1000);
+          break;
+        }
+        case 2: {  // an optional group, taken or not
+          const std::string w = word();
+          pattern += "(?:" + w + ")?";
+          if (rng() % 2) line += w;
+          break;
+        }
+        case 3: {  // alternatives, one taken
+          const std::string a = word(), b = word() + "1";
+          pattern += "(?:" + a + "|" + b + ")";
+          line += rng() % 2 ? a : b;
+          break;
+        }
+        default:
+          pattern += " ";
+          line += " ";
+      }
+    }
+    CAPTURE(pattern);
+    CAPTURE(line);
+    RE2 re(pattern, RE2::Quiet);
+    REQUIRE(re.ok());
+    REQUIRE(re.Match(line, 0, line.size(), RE2::ANCHOR_START, nullptr, 0));
+    if (!RulePrefilter::analyse_pattern(pattern).companions.empty()) ++with_companions;
+    CHECK(RulePrefilter({pattern}).may_match(line));
+  }
+  CHECK(with_companions > 150);
+}
+
 TEST_CASE("quoted text cannot hide a group's end from the candidate walk") {
   Audience a;
   const std::string pattern = "(?:\\Q)?abc(?:\\E)?(?P<device>sd\\w)";
