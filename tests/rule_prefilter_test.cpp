@@ -290,7 +290,7 @@ TEST_CASE("a literal's companions: the other runs of its alternative turn away a
   CHECK(filter.may_match("nvme nvme1: controller is down; will reset"));
   CHECK_FALSE(filter.may_match("nvme nvme0: Shutdown timeout set to 8 seconds"));
   CHECK_FALSE(filter.may_match("nvme nvme0: I/O 12 timeout, no queue named"));
-  // A companion found with another alternative's literal does not count.
+  // Every companion must be there: " timeout" and "QID " without "I/O " do not do.
   CHECK_FALSE(filter.may_match("nvme nvme0: QID 1 controller is up, timeout 30"));
 }
 
