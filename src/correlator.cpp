@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <type_traits>
 
 #include "device_names.hpp"
 
@@ -304,19 +305,21 @@ BootCorrelator::Result BootCorrelator::finish(std::uint32_t boot_from_end,
   // A place's presences cover its segments newest last, without gaps or overlap: the one that
   // covers `segment` is found by binary search. A walk made a boot in which one drive came and
   // went thousands of times take minutes (BENCHMARKS.md, item 42).
-  auto covering = [](std::span<Presence* const> run, std::uint32_t segment) -> Presence* {
+  // `run` holds presences (a place's own) or pointers to them (those a disk name was bound to).
+  auto covering = []<class Run>(const Run& run, std::uint32_t segment) -> Presence* {
+    auto presence = [](auto& entry) -> Presence& {
+      if constexpr (std::is_pointer_v<std::remove_cvref_t<decltype(entry)>>) {
+        return *entry;
+      } else {
+        return entry;
+      }
+    };
     auto it = std::partition_point(run.begin(), run.end(),
-                                   [segment](const Presence* p) { return p->lo > segment; });
-    return it != run.end() && segment <= (*it)->hi ? *it : nullptr;
+                                   [&](auto& entry) { return presence(entry).lo > segment; });
+    return it != run.end() && segment <= presence(*it).hi ? &presence(*it) : nullptr;
   };
-  std::vector<Presence*> all_presences(presences.size());
-  for (std::size_t i = 0; i < presences.size(); ++i) all_presences[i] = &presences[i];
-  auto find = [&](const Key& place, std::uint32_t segment) -> Presence* {
-    auto i = index_of(place);
-    if (!i) return nullptr;
-    return covering(
-        {all_presences.data() + first_presence[*i], all_presences.data() + first_presence[*i + 1]},
-        segment);
+  auto find = [&](const Key& place, std::uint32_t segment) {
+    return covering(presences_of(place), segment);
   };
   // For a fragment known only by a disk's name: the presences that name was bound to, per place,
   // in the same order.

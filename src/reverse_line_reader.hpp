@@ -355,12 +355,16 @@ class ReverseLineReader {
   template <class Take>
   Run skip_indexed(Take& take);
   static inline bool avx2_allowed_ = true;
+  // `text` as the line `ahead` lines after the next one handed out.
+  [[gnu::always_inline]] Line numbered(std::string_view text, std::uint64_t ahead) const {
+    return Line{text, lines_ + ahead + 1};
+  }
   // The line data[begin, end) of the block at `data`, without a '\r' at its end, numbered `ahead`
   // lines after the next one handed out.
   [[gnu::always_inline]] Line line_between(const char* data, std::size_t begin, std::size_t end,
                                            std::uint64_t ahead = 0) const {
     if (end != begin && data[end - 1] == '\r') --end;
-    return Line{{data + begin, end - begin}, lines_ + ahead + 1};
+    return numbered({data + begin, end - begin}, ahead);
   }
   // For skip_lines*(): the reader moves past a run of `taken` lines, from the one that ends at
   // cursor_ back to the one after the newline at `cursor`.
@@ -533,7 +537,7 @@ ReverseLineReader::Run ReverseLineReader::skip_indexed(Take& take) {
     if (const SkipIndex::Copy* copy = breaks.copy_ending(cursor)) {
       if (copy->begin == 0) break;  // the file's first line: next() hands it out
       begin = copy->begin;
-      line = Line{breaks.text(*copy), lines_ + taken + 1};
+      line = numbered(breaks.text(*copy), taken);
     } else {
       const void* newline = ::memrchr(file, '\n', cursor);
       if (newline == nullptr) break;  // the file's first line: next() hands it out
@@ -553,7 +557,7 @@ ReverseLineReader::Run ReverseLineReader::skip_indexed(Take& take) {
     const std::size_t first = named.newline + 1;
     Line oldest;
     if (const SkipIndex::Copy* copy = breaks.copy_starting(first)) {
-      oldest = Line{breaks.text(*copy), lines_ + taken + between};
+      oldest = numbered(breaks.text(*copy), taken + between - 1);
     } else {
       const void* end = ::memchr(file + first, '\n', cursor - first);
       const std::size_t last =
