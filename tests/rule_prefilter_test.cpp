@@ -425,7 +425,7 @@ TEST_CASE("a byte set survives being written as words") {
     for (int i = 0; i < round % 40; ++i) set.set(rng() % 256);
     if (round % 50 == 0) set.set();  // every byte
     RulePrefilter::EmbeddedPath path{1, {RulePrefilter::words_of(set)}};
-    const RulePrefilter::Analysis a = RulePrefilter::from_embedded({"", true, {&path, 1}, {}});
+    const RulePrefilter::Analysis a = RulePrefilter::from_embedded({"", true, {&path, 1}, {}, {}});
     REQUIRE(a.paths.size() == 1);
     REQUIRE(a.paths[0].size() == 1);
     CHECK(a.paths[0][0] == set);
